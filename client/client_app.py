@@ -1,0 +1,103 @@
+"""The shop's Flower ClientApp: local DP-SGD training and held-out evaluation on its own data."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from client.storage import ShopPaths, load_test, load_train
+from client.train import DPConfig, train_round
+from demand.model import DemandModel
+from demand.training import evaluate
+from fedprice.appconfig import resolve
+from fedprice.errors import BudgetExhaustedError, FedpriceError
+from privacy.accounting import delta_for
+
+log = logging.getLogger(__name__)
+app = ClientApp()
+BUDGET_EXHAUSTED = 4001
+SHOP_FAILED = 4002
+
+
+def shop_paths(context: Context, cfg: dict[str, Any]) -> ShopPaths:
+    """Which shop this node is: `shop-id`/`data-dir` from node_config (deployment) or the simulation map."""
+    nc = context.node_config
+    if "shop-id" in nc:
+        shop_id = str(nc["shop-id"])
+        root = Path(str(nc.get("data-dir", Path(cfg["shops-dir"]) / shop_id)))
+        return ShopPaths(shop_id, root)
+    shops_dir = Path(cfg["shops-dir"])
+    shops = [s for s in str(cfg["shops"]).split(",") if s] or sorted(p.name for p in shops_dir.iterdir() if p.is_dir())
+    shop_id = shops[int(nc["partition-id"])]  # simulation only: one virtual SuperNode per shop
+    return ShopPaths(shop_id, shops_dir / shop_id)
+
+
+def _error(msg: Message, code: int, reason: str) -> Message:
+    return Message(Error(code=code, reason=reason), reply_to=msg)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train on the shop's examples with DP-SGD, charge its ledger, reply with weights and figures."""
+    cfg = resolve(context.run_config)
+    paths = shop_paths(context, cfg)
+    try:
+        keyring = paths.keyring(create=False)
+        examples = load_train(paths, keyring)
+        store = paths.ledger_store(keyring)
+        ledger = store.load(budget=float(cfg["epsilon-budget"]), delta=delta_for(len(examples)))
+        model = DemandModel()
+        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+        server_round = int(msg.content["config"]["server-round"])
+        run_id = str(msg.metadata.run_id)
+        try:
+            result = train_round(
+                model, examples, ledger, run_id=run_id, server_round=server_round,
+                rounds_total=int(cfg["num-server-rounds"]),
+                config=DPConfig(local_epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]),
+                                learning_rate=float(cfg["learning-rate"]), clipping_norm=float(cfg["clipping-norm"])),
+                seed=int(cfg["seed"]) * 1000 + server_round,
+            )
+        except BudgetExhaustedError as exc:
+            ledger.refuse(run_id=run_id, server_round=server_round, reason=str(exc))
+            store.save(ledger)
+            log.warning("%s", exc)
+            return _error(msg, BUDGET_EXHAUSTED, str(exc))
+        store.save(ledger)
+    except FedpriceError as exc:
+        log.error("shop %s: %s", paths.shop_id, exc)
+        return _error(msg, SHOP_FAILED, f"shop {paths.shop_id}: {exc}")
+    metrics = MetricRecord({
+        "num-examples": result.num_examples,
+        "train-loss": result.train_loss,
+        "epsilon": result.epsilon,
+        "delta": result.delta,
+        "sigma": result.sigma,
+        "sample-rate": result.sample_rate,
+        "steps": result.steps,
+        "epsilon-budget": ledger.budget,
+    })
+    content = RecordDict({"arrays": ArrayRecord(result.state_dict), "metrics": metrics,
+                          "shop": ConfigRecord({"shop-id": paths.shop_id})})
+    return Message(content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate_model(msg: Message, context: Context) -> Message:
+    """Score the global model on the shop's held-out last month."""
+    cfg = resolve(context.run_config)
+    paths = shop_paths(context, cfg)
+    try:
+        rows = load_test(paths, paths.keyring(create=False))
+    except FedpriceError as exc:
+        return _error(msg, SHOP_FAILED, f"shop {paths.shop_id}: {exc}")
+    model = DemandModel()
+    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    m = evaluate(model, rows)
+    metrics = MetricRecord({"num-examples": len(rows), "log-loss": m["log_loss"], "auc": m["auc"],
+                            "calibration-error": m["calibration_error"]})
+    return Message(RecordDict({"metrics": metrics, "shop": ConfigRecord({"shop-id": paths.shop_id})}), reply_to=msg)
