@@ -36,6 +36,15 @@ def shop_paths(context: Context, cfg: dict[str, Any]) -> ShopPaths:
     return ShopPaths(shop_id, shops_dir / shop_id)
 
 
+def shop_budget(context: Context, cfg: dict[str, Any], shop_id: str) -> float | None:
+    """The shop's own lifetime epsilon budget: its node_config `epsilon-budget`, else (simulation only)
+    `shop-epsilon-budgets` = "shop=eps,…" from the run config, else None (keep the ledger's own)."""
+    if "epsilon-budget" in context.node_config:
+        return float(context.node_config["epsilon-budget"])
+    pairs = dict(p.split("=", 1) for p in str(cfg.get("shop-epsilon-budgets", "")).split(",") if "=" in p)
+    return float(pairs[shop_id]) if shop_id in pairs else None
+
+
 def _error(msg: Message, code: int, reason: str) -> Message:
     return Message(Error(code=code, reason=reason), reply_to=msg)
 
@@ -49,7 +58,7 @@ def train(msg: Message, context: Context) -> Message:
         keyring = paths.keyring(create=False)
         examples = load_train(paths, keyring)
         store = paths.ledger_store(keyring)
-        ledger = store.load(budget=float(cfg["epsilon-budget"]), delta=delta_for(len(examples)))
+        ledger = store.load(budget=shop_budget(context, cfg, paths.shop_id), delta=delta_for(len(examples)))
         model = DemandModel()
         model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
         server_round = int(msg.content["config"]["server-round"])
@@ -61,6 +70,7 @@ def train(msg: Message, context: Context) -> Message:
                 config=DPConfig(local_epochs=int(cfg["local-epochs"]), batch_size=int(cfg["batch-size"]),
                                 learning_rate=float(cfg["learning-rate"]), clipping_norm=float(cfg["clipping-norm"])),
                 seed=int(cfg["seed"]) * 1000 + server_round,
+                plan_target=float(cfg["epsilon-budget"]),
             )
         except BudgetExhaustedError as exc:
             ledger.refuse(run_id=run_id, server_round=server_round, reason=str(exc))

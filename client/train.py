@@ -53,10 +53,13 @@ def train_round(
     rounds_total: int,
     config: DPConfig,
     seed: int,
+    plan_target: float | None = None,
 ) -> RoundResult:
     """Train locally with DP-SGD, composing this round into the shop's lifetime ledger.
 
-    Raises BudgetExhaustedError (and trains nothing) if the round would exceed the budget.
+    Sigma is planned once per run so the run's rounds fit `plan_target` (the federation's epsilon
+    target; default the shop's budget). Raises BudgetExhaustedError (and trains nothing) if the
+    round would take the shop past its own budget.
     """
     torch.manual_seed(seed)
     dataset = examples_dataset(examples)
@@ -65,7 +68,7 @@ def train_round(
     sample_rate = 1.0 / steps_per_epoch
     steps = steps_per_epoch * config.local_epochs
     sigma = ledger.plan(run_id=run_id, sample_rate=sample_rate, steps_per_round=steps,
-                        rounds_left=rounds_total - server_round + 1)
+                        rounds_left=rounds_total - server_round + 1, target=plan_target)
     ledger.check(sigma=sigma, sample_rate=sample_rate, steps=steps)
 
     model = copy.deepcopy(model)  # Opacus attaches hooks: never to the caller's model
@@ -74,7 +77,7 @@ def train_round(
     with warnings.catch_warnings():
         # secure_mode=False: noise comes from torch's PRNG, not a CSPRNG (a documented limitation).
         warnings.filterwarnings("ignore", message=".*Secure RNG turned off.*")
-        warnings.filterwarnings("ignore", message=".*Using a non-full backward hook.*")
+        warnings.filterwarnings("ignore", message=".*(non-full|Full) backward hook.*")
         engine = PrivacyEngine(accountant="rdp")
         if ledger.history:
             engine.accountant.load_state_dict({"history": list(ledger.history), "mechanism": "rdp"})

@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "learning-rate": 0.01,
     "clipping-norm": 1.0,
     "epsilon-budget": 3.0,
+    "shop-epsilon-budgets": "",
     "fraction-train": 1.0,
     "min-train-nodes": 2,
     "round-timeout": 600,

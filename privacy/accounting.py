@@ -11,7 +11,8 @@ from opacus.accountants import RDPAccountant
 from fedprice.errors import BudgetExhaustedError
 
 Step = tuple[float, float, int]  # (noise multiplier sigma, sample rate q, number of steps)
-MAX_SIGMA = 1e4
+# Beyond this noise multiplier an update is noise, not learning: a budget that needs more is spent.
+MAX_SIGMA = 50.0
 
 
 def epsilon(history: Sequence[Step], *, delta: float) -> float:
@@ -21,8 +22,8 @@ def epsilon(history: Sequence[Step], *, delta: float) -> float:
     acc = RDPAccountant()
     acc.history = [(float(s), float(q), int(n)) for s, q, n in history]
     with warnings.catch_warnings():
-        # At tiny sigma the optimal RDP order is the largest one tried: the bound is still valid.
-        warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        # At extreme sigma the optimal RDP order is at the edge of the grid: the bound is still valid.
+        warnings.filterwarnings("ignore", message="Optimal order is the (largest|smallest) alpha")
         return float(acc.get_epsilon(delta))
 
 
@@ -48,7 +49,7 @@ def noise_for_budget(
     if spent >= budget or eps_at(MAX_SIGMA) > budget:
         raise BudgetExhaustedError(
             f"privacy budget exhausted: spent epsilon={spent:.3f} of {budget:.3f}; "
-            f"{steps} more steps at q={sample_rate:.4f} cannot fit"
+            f"{steps} more steps at q={sample_rate:.4f} do not fit even at noise multiplier {MAX_SIGMA:g}"
         )
     lo, hi = 0.05, 1.0
     while eps_at(hi) > budget:

@@ -17,6 +17,7 @@ from privacy.keys import ShopKeyring, atomic_write
 log = logging.getLogger(__name__)
 LEDGER_CONTEXT = {"table": "epsilon_ledger", "schema": 1}
 BUDGET_SLACK = 1e-6
+DEFAULT_BUDGET = 3.0
 
 
 @dataclass
@@ -57,15 +58,20 @@ class PrivacyLedger:
         """Cumulative epsilon after `steps` more steps at (sigma, q)."""
         return epsilon([*self.history, (sigma, sample_rate, steps)], delta=self.delta)
 
-    def plan(self, *, run_id: str, sample_rate: float, steps_per_round: int, rounds_left: int) -> float:
-        """Sigma for a run: chosen once so the whole run fits the remaining budget, then kept."""
+    def plan(self, *, run_id: str, sample_rate: float, steps_per_round: int, rounds_left: int,
+             target: float | None = None) -> float:
+        """Sigma for a run: chosen once so the whole run fits `target` (default: the shop's budget), then kept.
+
+        The federation plans for its target; the shop's own budget is enforced separately by `check`,
+        so a shop whose budget is below the plan trains until the budget, then refuses.
+        """
         if run_id not in self.plans:
             self.plans[run_id] = noise_for_budget(
                 history=self.history,
                 sample_rate=sample_rate,
                 steps=steps_per_round * max(rounds_left, 1),
                 delta=self.delta,
-                budget=self.budget,
+                budget=self.budget if target is None else target,
             )
         return self.plans[run_id]
 
@@ -148,11 +154,15 @@ class LedgerStore:
         return self.path.exists()
 
     def load(self, *, budget: float | None = None, delta: float | None = None) -> PrivacyLedger:
-        """Load the ledger, or start an empty one (needs budget and delta) if none exists."""
+        """Load the ledger, or start an empty one if none exists (needs delta; budget defaults to 3).
+
+        `budget` is the shop's own setting: only the shop changes it, never the federation's plan.
+        """
         if not self.path.exists():
-            if budget is None or delta is None:
+            if delta is None:
                 raise FileNotFoundError(f"no privacy ledger at {self.path}")
-            return PrivacyLedger(shop_id=self.keyring.shop_id, budget=budget, delta=delta)
+            return PrivacyLedger(shop_id=self.keyring.shop_id, budget=DEFAULT_BUDGET if budget is None else budget,
+                                 delta=delta)
         plain = self.keyring.unseal(self.path.read_bytes(), dict(LEDGER_CONTEXT), what=f"privacy ledger {self.path}")
         ledger = PrivacyLedger.from_state_dict(json.loads(plain))
         if budget is not None and not math.isclose(budget, ledger.budget):

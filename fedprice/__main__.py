@@ -1,0 +1,5 @@
+"""`python -m fedprice` runs the CLI."""
+
+from fedprice.cli import run
+
+run()
