@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from simulation.federation import simulate
 from simulation.tafeng import SHOP_IDS, prepare_exports
 
 log = logging.getLogger(__name__)
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 @dataclass(frozen=True)

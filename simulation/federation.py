@@ -18,9 +18,17 @@ def flower_env() -> None:
     """Telemetry and update checks off, for this process and every process it starts."""
     os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
     os.environ["FLWR_DISABLE_UPDATE_CHECK"] = "1"
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
 
-def simulate(*, shops: list[str], overrides: dict[str, Any], parallel: int = 2) -> dict[str, Any]:
+class _BelowWarning(logging.Filter):
+    """Keep Flower's warnings and errors, minus the notice that the Python entry point is deprecated."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING and "`run_simulation` function is deprecated" not in record.getMessage()
+
+
+def simulate(*, shops: list[str], overrides: dict[str, Any], parallel: int = 2, verbose: bool = False) -> dict[str, Any]:
     """Run the federation over `shops` in the simulation engine and return the published manifest."""
     flower_env()
     cfg = resolve({**overrides, "shops": ",".join(shops)})
@@ -35,15 +43,26 @@ def simulate(*, shops: list[str], overrides: dict[str, Any], parallel: int = 2) 
     from client.client_app import app as client_app
     from server.server_app import app as server_app
 
-    run_simulation(
-        server_app=server_app,
-        client_app=client_app,
-        num_supernodes=len(shops),
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": parallel, "include_dashboard": False, "log_to_driver": True},
-        },
-    )
+    flwr_logger = logging.getLogger("flwr")
+    quiet = _BelowWarning() if not verbose else None
+    propagate = flwr_logger.propagate
+    if quiet:
+        flwr_logger.addFilter(quiet)  # Flower resets its own levels; our round lines carry the story
+        flwr_logger.propagate = False  # Flower prints through its own handler: once is enough
+    try:
+        run_simulation(
+            server_app=server_app,
+            client_app=client_app,
+            num_supernodes=len(shops),
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"num_cpus": parallel, "include_dashboard": False, "log_to_driver": True},
+            },
+        )
+    finally:
+        if quiet:
+            flwr_logger.removeFilter(quiet)
+            flwr_logger.propagate = propagate
     after = (registry / "LATEST").read_text() if (registry / "LATEST").exists() else None
     if after is None or after == before:
         raise FedpriceError("the federated run did not publish a model (see the Flower log above); "
