@@ -41,7 +41,8 @@ class ShopFedAvg(FedAvg):
             per_shop[_shop_of(msg)] = {k: float(v) for k, v in msg.content["metrics"].items()}  # type: ignore[arg-type]
         self.train_history[server_round] = per_shop
         line = "  ".join(
-            f"{shop}: eps={m['epsilon']:.2f}/{m['epsilon-budget']:.1f} sigma={m['sigma']:.2f}" for shop, m in sorted(per_shop.items())
+            f"{shop}: eps={m['epsilon']:.2f}/{m['epsilon-budget']:.1f} sigma={m['sigma']:.2f}"
+            for shop, m in sorted(per_shop.items())
         )
         log.info("round %d: %d shops trained | cumulative epsilon  %s", server_round, len(per_shop), line)
         return super().aggregate_train(server_round, replies)

@@ -8,7 +8,8 @@ import pytest
 from client.ingest import ingest_export
 from fedprice.errors import InvalidDataError
 
-HEADER = '"TRANSACTION_DT","CUSTOMER_ID","AGE_GROUP","PIN_CODE","PRODUCT_SUBCLASS","PRODUCT_ID","AMOUNT","ASSET","SALES_PRICE"\r\n'
+HEADER = ('"TRANSACTION_DT","CUSTOMER_ID","AGE_GROUP","PIN_CODE","PRODUCT_SUBCLASS","PRODUCT_ID","AMOUNT","ASSET",'
+          '"SALES_PRICE"\r\n')
 
 
 def _write(path: Path, rows: list[str]) -> Path:
