@@ -60,8 +60,8 @@ def train(msg: Message, context: Context) -> Message:
         store = paths.ledger_store(keyring)
         ledger = store.load(budget=shop_budget(context, cfg, paths.shop_id), delta=delta_for(len(examples)))
         model = DemandModel()
-        model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-        server_round = int(msg.content["config"]["server-round"])
+        model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+        server_round = int(msg.content.config_records["config"]["server-round"])  # type: ignore[arg-type]
         run_id = str(msg.metadata.run_id)
         try:
             result = train_round(
@@ -106,7 +106,7 @@ def evaluate_model(msg: Message, context: Context) -> Message:
     except FedpriceError as exc:
         return _error(msg, SHOP_FAILED, f"shop {paths.shop_id}: {exc}")
     model = DemandModel()
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     m = evaluate(model, rows)
     metrics = MetricRecord({"num-examples": len(rows), "log-loss": m["log_loss"], "auc": m["auc"],
                             "calibration-error": m["calibration_error"]})

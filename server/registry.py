@@ -67,7 +67,7 @@ def latest_version_dir(registry: Path) -> Path:
     """The directory LATEST names."""
     pointer = registry / LATEST
     if not pointer.exists():
-        raise ModelNotReadyError(f"no published model in {registry} (run `make demo` or `fedprice federation simulate`)")
+        raise ModelNotReadyError(f"no published model in {registry} (run `make demo` or `fedprice sim simulate`)")
     return registry / pointer.read_text().strip()
 
 

@@ -34,7 +34,7 @@ class ShopFedAvg(FedAvg):
         per_shop: dict[str, dict[str, Any]] = {}
         for msg in replies:
             if msg.has_error():
-                reason = msg.error.reason
+                reason = str(msg.error.reason)
                 self.failures.setdefault(server_round, []).append(reason)
                 log.warning("round %d: a shop did not train: %s", server_round, reason)
                 continue
