@@ -129,7 +129,7 @@ def run_demo(*, fast: bool = False) -> dict[str, Any]:
         "centralised_non_private": evaluate(central, test),
         "popularity": summarise(test.bought, popularity_scores(test)),
     }
-    query_shops: list[str] = [s for s in ("115", "221", "105") if s in cfg.shops][:2]
+    query_shops = [str(s) for s in ("115", "221", "105") if s in cfg.shops][:2]
     queries = pick_queries(cfg.shops_dir, cfg.feature_store, shops=query_shops)
     with ApiProcess(root=cfg.root, registry=cfg.registry, public_key=cfg.central / "keys" / "signing.pub",
                     feature_store=cfg.feature_store, shops_dir=cfg.shops_dir) as api:
