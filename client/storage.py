@@ -30,7 +30,8 @@ class ShopPaths:
 
     @property
     def quarantine(self) -> Path:
-        return self.root / "quarantine" / "rejected.csv"
+        # bad rows are raw input (raw ids included): they stay beside the export, in the raw area
+        return self.root / "raw" / "rejected.csv"
 
     @property
     def train(self) -> Path:
