@@ -31,8 +31,34 @@ def prepare(
 
 
 @app.command("privacy-report")
-def privacy_report(shop: str, shops_dir: ShopsDir = Path("var/shops")) -> None:
-    """Print the shop's epsilon ledger: spent, budget, delta, unit, accountant, every round."""
-    paths = ShopPaths(shop, shops_dir / shop)
-    ledger = paths.ledger_store().load()
-    console.print_json(json.dumps(ledger.report()))
+def privacy_report(
+    shops: Annotated[list[str] | None,
+                     typer.Argument(help="Shop id(s); several also show what a customer of all of them spends.")] = None,
+    shops_dir: ShopsDir = Path("var/shops"),
+    every_shop: Annotated[bool, typer.Option("--all", help="Every shop under --shops-dir that has a ledger.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output instead of tables.")] = False,
+) -> None:
+    """Print a reviewer's privacy report: lifetime epsilon and delta, unit, adjacency, accountant, sampling, rounds."""
+    from client.privacy_view import load_ledgers, render
+    from privacy.report import federation_summary
+
+    ledgers = load_ledgers(shops_dir, list(shops or []), every_shop=every_shop)
+    reports = [lg.report() for lg in ledgers]
+    summary = federation_summary(ledgers) if len(ledgers) > 1 else None
+    if as_json:
+        console.print_json(json.dumps(reports[0] if summary is None else {"shops": reports, "across_shops": summary}))
+    else:
+        render(console, reports, summary)
+
+
+@app.command("rotate-keys")
+def rotate_keys(
+    shop: Annotated[str, typer.Argument(help="Shop id (its folder name under --shops-dir).")],
+    shops_dir: ShopsDir = Path("var/shops"),
+    feature_store: Annotated[Path, typer.Option(help="Feature store with the shop's rows.")] = Path("var/feature_store.sqlite"),
+) -> None:
+    """Re-encrypt the shop's examples, ledger and feature-store rows under a new data key, then retire the old keys."""
+    from client.rotate import rotate_shop_keys
+
+    report = rotate_shop_keys(ShopPaths(shop, shops_dir / shop), feature_store=feature_store)
+    console.print_json(json.dumps(asdict(report)))

@@ -53,7 +53,7 @@ def noise_for_budget(
         )
     lo, hi = 0.05, 1.0
     while eps_at(hi) > budget:
-        lo, hi = hi, hi * 2
+        lo, hi = hi, min(hi * 2, MAX_SIGMA)  # terminates: MAX_SIGMA fits (checked above)
     if eps_at(lo) <= budget:
         return lo
     while hi - lo > tolerance * max(lo, 0.1):

@@ -3,7 +3,12 @@
 Layout of `<shop_dir>/keys/` (all files owner-only, 0600):
   master.key     32 random bytes, the key-encryption key (in production: a KMS/HSM handle)
   pseudonym.key  32 random bytes, the HMAC key for customer pseudonyms (kept apart from data keys)
-  datakeys.json  {"active": n, "keys": {"n": base64(AES-KW(master, dek_n))}}
+  datakeys.json  {"active": n, "keys": {"n": base64(AES-KW(master, dek_n))}}  (RFC 3394 key wrap)
+  ledger.anchor  the epsilon ledger's save counter, sealed (see privacy.ledger)
+
+Envelope encryption: data is sealed under a data key (DEK); only wrapped DEKs are stored, under the
+master key (KEK). Rotation adds a DEK, re-encrypts every artifact under it, then retires the old DEKs
+(client.rotate). The key directory is 0700; a key file readable by others is refused.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from fedprice.errors import BadSignatureError, ConfigError
-from privacy.crypto import key_version_of, open_sealed, seal
+from privacy.crypto import DecryptionError, key_version_of, open_sealed, seal
 
 log = logging.getLogger(__name__)
 KEY_BYTES = 32
@@ -54,6 +59,8 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
 
 
 def _read_secret(path: Path) -> bytes:
+    if not path.exists():
+        raise ConfigError(f"key file {path} is missing (restore it from the shop's key backup)")
     data = path.read_bytes()
     if len(data) != KEY_BYTES:
         raise ConfigError(f"key file {path} holds {len(data)} bytes, expected {KEY_BYTES}")
@@ -83,6 +90,8 @@ class ShopKeyring:
             write_secret(master_path, os.urandom(KEY_BYTES))
             write_secret(pseud_path, os.urandom(KEY_BYTES))
             log.info("shop %s: created master and pseudonym keys in %s", shop_id, key_dir)
+        if os.stat(key_dir).st_mode & 0o077:
+            raise ConfigError(f"key directory {key_dir} is accessible by others; run: chmod 700 {key_dir}")
         master = _read_secret(master_path)
         pseudonym_key = _read_secret(pseud_path)
         ring = cls(shop_id, key_dir, master, pseudonym_key, {}, 0)
@@ -117,6 +126,8 @@ class ShopKeyring:
 
     def retire_data_keys(self, keep: int) -> None:
         """Forget every data key but `keep` (after everything was re-encrypted under it)."""
+        if keep not in self.data_keys:
+            raise ConfigError(f"shop {self.shop_id}: cannot keep data key v{keep}: this keyring does not hold it")
         self.data_keys = {keep: self.data_keys[keep]}
         self.active_version = keep
         self._save_data_keys()
@@ -127,8 +138,9 @@ class ShopKeyring:
 
     def unseal(self, blob: bytes, context: dict[str, str | int], *, what: str = "value") -> bytes:
         """Decrypt a blob written under any data key this shop still holds."""
-        version = key_version_of(blob)
+        version = key_version_of(blob, what=what)
         key = self.data_keys.get(version)
         if key is None:
-            raise BadSignatureError(f"shop {self.shop_id}: {what} was encrypted under data key v{version}, which this keyring does not hold")
+            raise DecryptionError(f"cannot decrypt {what}: it was sealed under data key v{version}, which shop "
+                                  f"{self.shop_id}'s keyring does not hold (retired, or another shop's value)")
         return open_sealed(key, blob, {"shop": self.shop_id, **context}, what=what)

@@ -1,23 +1,38 @@
-"""A shop's lifetime epsilon ledger: persisted encrypted, composed across rounds, runs and restarts."""
+"""A shop's lifetime epsilon ledger: persisted encrypted, composed across rounds, runs and restarts.
+
+The ledger file (`ledger.enc`) is sealed with the shop's data key, so an edited byte fails to open.
+Every save bumps a counter that is also sealed in `keys/ledger.anchor`: a deleted ledger, or an older
+copy put back, is refused loudly instead of silently restarting the shop's epsilon from zero.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fedprice.errors import BudgetExhaustedError
+from fedprice.errors import BadSignatureError, BudgetExhaustedError
 from privacy.accounting import Step, epsilon, noise_for_budget
 from privacy.keys import ShopKeyring, atomic_write
+from privacy.report import shop_report
 
 log = logging.getLogger(__name__)
-LEDGER_CONTEXT = {"table": "epsilon_ledger", "schema": 1}
+LEDGER_CONTEXT: dict[str, str | int] = {"table": "epsilon_ledger", "schema": 1}
+ANCHOR_CONTEXT: dict[str, str | int] = {"table": "epsilon_ledger_anchor", "schema": 1}
+ANCHOR_FILE = "ledger.anchor"
 BUDGET_SLACK = 1e-6
 DEFAULT_BUDGET = 3.0
+
+
+class LedgerIntegrityError(BadSignatureError):
+    """The ledger is missing, rolled back, or was changed by someone else since it was loaded."""
 
 
 @dataclass
@@ -49,6 +64,7 @@ class PrivacyLedger:
     entries: list[LedgerEntry] = field(default_factory=list)
     plans: dict[str, float] = field(default_factory=dict)
     refusals: list[dict[str, Any]] = field(default_factory=list)
+    seq: int = 0  # saves so far; the anchor holds the same number (rollback/deletion detection)
 
     def epsilon(self) -> float:
         """Cumulative epsilon spent so far at the ledger's delta."""
@@ -89,8 +105,16 @@ class PrivacyLedger:
         self, *, run_id: str, server_round: int, history: list[Step], sigma: float, sample_rate: float,
         steps: int, clipping_norm: float, poisson_sampling: bool = True,
     ) -> LedgerEntry:
-        """Adopt the accountant history after a round and log the round as an entry."""
-        self.history = [(float(s), float(q), int(n)) for s, q, n in history]
+        """Adopt the accountant history after a round and log the round as an entry.
+
+        The new history must extend the old one: epsilon and the step count never go down.
+        """
+        new = [(float(s), float(q), int(n)) for s, q, n in history]
+        old_steps, new_steps = sum(n for *_, n in self.history), sum(n for *_, n in new)
+        if new_steps < old_steps or epsilon(new, delta=self.delta) < self.epsilon() - 1e-9:
+            raise LedgerIntegrityError(f"shop {self.shop_id}: the accountant history after round {server_round} "
+                                       f"does not extend the ledger ({new_steps} < {old_steps} steps?)")
+        self.history = new
         entry = LedgerEntry(
             run_id=run_id, server_round=server_round, sigma=sigma, sample_rate=sample_rate, steps=steps,
             epsilon_after=self.epsilon(), clipping_norm=clipping_norm, poisson_sampling=poisson_sampling,
@@ -118,36 +142,23 @@ class PrivacyLedger:
         doc["entries"] = [LedgerEntry(**e) for e in doc.get("entries", [])]
         return cls(**doc)
 
+    def load_state_dict(self, doc: dict[str, Any]) -> None:
+        """Replace this ledger's state with `state_dict()` output (Opacus accountant style)."""
+        other = PrivacyLedger.from_state_dict(doc)
+        self.__dict__.update(other.__dict__)
+
     def report(self) -> dict[str, Any]:
-        """What a privacy reviewer asks for, for this shop."""
-        eps = self.epsilon()
-        return {
-            "shop_id": self.shop_id,
-            "epsilon": round(eps, 4),
-            "delta": self.delta,
-            "budget": self.budget,
-            "budget_left": round(max(self.budget - eps, 0.0), 4),
-            "unit_of_privacy": self.unit,
-            "adjacency": self.adjacency,
-            "accountant": f"{self.accountant} (Opacus RDPAccountant)",
-            "poisson_sampling": all(e.poisson_sampling for e in self.entries) if self.entries else None,
-            "rounds_trained": len(self.entries),
-            "runs": sorted({e.run_id for e in self.entries}),
-            "total_steps": sum(int(n) for _, _, n in self.history),
-            "rounds": [asdict(e) for e in self.entries],
-            "refusals": self.refusals,
-            "not_covered": "metrics sent to the server (num-examples, loss, AUC) are not protected by DP",
-            "multi_shop_customers": "a customer of several shops is protected separately by each; "
-                                    "their losses add up (epsilon = sum over those shops)",
-        }
+        """What a privacy reviewer asks for, for this shop (see privacy.report)."""
+        return shop_report(self)
 
 
 class LedgerStore:
-    """Loads and saves one shop's ledger, encrypted and authenticated with the shop's data key."""
+    """Loads and saves one shop's ledger, encrypted with the shop's data key and anchored against rollback."""
 
     def __init__(self, path: Path, keyring: ShopKeyring) -> None:
         self.path = path
         self.keyring = keyring
+        self.anchor_path = keyring.key_dir / ANCHOR_FILE
 
     def exists(self) -> bool:
         """Whether the shop has a ledger yet."""
@@ -157,20 +168,67 @@ class LedgerStore:
         """Load the ledger, or start an empty one if none exists (needs delta; budget defaults to 3).
 
         `budget` is the shop's own setting: only the shop changes it, never the federation's plan.
+        Raises DecryptionError for a tampered file and LedgerIntegrityError for a deleted or rolled-back one.
         """
+        anchor = self._read_anchor()
         if not self.path.exists():
+            if anchor > 0:
+                raise LedgerIntegrityError(
+                    f"shop {self.keyring.shop_id}: privacy ledger {self.path} is missing, but it was saved {anchor} "
+                    f"time(s) before; restore it from backup (refusing to restart epsilon from zero)")
             if delta is None:
                 raise FileNotFoundError(f"no privacy ledger at {self.path}")
             return PrivacyLedger(shop_id=self.keyring.shop_id, budget=DEFAULT_BUDGET if budget is None else budget,
                                  delta=delta)
-        plain = self.keyring.unseal(self.path.read_bytes(), dict(LEDGER_CONTEXT), what=f"privacy ledger {self.path}")
-        ledger = PrivacyLedger.from_state_dict(json.loads(plain))
+        ledger = self._read_ledger()
+        if ledger.seq < anchor:
+            raise LedgerIntegrityError(
+                f"shop {self.keyring.shop_id}: privacy ledger {self.path} is an older copy (save #{ledger.seq}; the "
+                f"anchor records save #{anchor}): a rolled-back ledger under-reports epsilon; restore the latest one")
+        if ledger.seq > 0 and not self.anchor_path.exists():
+            raise LedgerIntegrityError(f"shop {self.keyring.shop_id}: ledger anchor {self.anchor_path} is missing; "
+                                       "restore it from the shop's key backup")
         if budget is not None and not math.isclose(budget, ledger.budget):
             log.info("shop %s: epsilon budget changed %.3f -> %.3f", ledger.shop_id, ledger.budget, budget)
             ledger.budget = budget
         return ledger
 
     def save(self, ledger: PrivacyLedger) -> None:
-        """Persist atomically (a crash leaves the previous ledger intact)."""
-        blob = self.keyring.seal(json.dumps(ledger.state_dict()).encode(), dict(LEDGER_CONTEXT))
-        atomic_write(self.path, blob)
+        """Persist atomically, then advance the anchor; refuse if the file changed since `ledger` was loaded."""
+        with self._locked():
+            on_disk = self._read_ledger().seq if self.path.exists() else self._read_anchor()
+            if on_disk != ledger.seq:
+                raise LedgerIntegrityError(
+                    f"shop {self.keyring.shop_id}: privacy ledger {self.path} was saved by someone else since it was "
+                    f"loaded (save #{on_disk} on disk, #{ledger.seq} in memory); not overwriting it: reload and retry")
+            doc = ledger.state_dict()
+            doc["seq"] = ledger.seq + 1
+            atomic_write(self.path, self.keyring.seal(json.dumps(doc).encode(), dict(LEDGER_CONTEXT)))
+            atomic_write(self.anchor_path, self.keyring.seal(json.dumps({"seq": doc["seq"]}).encode(), dict(ANCHOR_CONTEXT)))
+            ledger.seq = doc["seq"]
+
+    def reseal(self) -> None:
+        """Re-encrypt the ledger and its anchor under the keyring's active data key (key rotation)."""
+        if self.path.exists() or self.anchor_path.exists():
+            self.save(self.load())  # load() refuses a missing or rolled-back ledger first
+
+    def _read_ledger(self) -> PrivacyLedger:
+        plain = self.keyring.unseal(self.path.read_bytes(), dict(LEDGER_CONTEXT), what=f"privacy ledger {self.path}")
+        return PrivacyLedger.from_state_dict(json.loads(plain))
+
+    def _read_anchor(self) -> int:
+        if not self.anchor_path.exists():
+            return 0
+        plain = self.keyring.unseal(self.anchor_path.read_bytes(), dict(ANCHOR_CONTEXT), what=f"ledger anchor {self.anchor_path}")
+        return int(json.loads(plain)["seq"])
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock = self.path.with_name(f".{self.path.name}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
