@@ -62,3 +62,30 @@ def rotate_keys(
 
     report = rotate_shop_keys(ShopPaths(shop, shops_dir / shop), feature_store=feature_store)
     console.print_json(json.dumps(asdict(report)))
+
+
+@app.command("node-key")
+def node_key(shop: Annotated[str, typer.Argument(help="Shop id (its folder name under --shops-dir).")],
+             shops_dir: ShopsDir = Path("var/shops")) -> None:
+    """Create the shop's SuperNode key pair (EC P-384, OpenSSH); send only the .pub file to the central team."""
+    from client.node import create_node_key
+
+    key = create_node_key(ShopPaths(shop, shops_dir / shop))
+    console.print(f"{'created' if key.created else 'kept existing'} private key {key.private_key} (owner-only, stays here)")
+    console.print(f"public key for the central team: [bold]{key.public_key}[/bold]  {key.fingerprint}")
+
+
+@app.command()
+def supernode(
+    shop: Annotated[str, typer.Argument(help="Shop id (its folder name under --shops-dir).")],
+    superlink: Annotated[str, typer.Option(help="The central team's SuperLink, host:port.")],
+    ca_cert: Annotated[Path, typer.Option(help="The federation's CA certificate (ca.crt from the central team).")],
+    shops_dir: ShopsDir = Path("var/shops"),
+    port: Annotated[int, typer.Option(help="Local runtime port (distinct per SuperNode on one host).")] = 9094,
+    epsilon_budget: Annotated[float | None, typer.Option(help="The shop's own lifetime epsilon budget.")] = None,
+) -> None:
+    """Run the shop's SuperNode in the foreground: TLS to the SuperLink, node key, shop id and data directory."""
+    from client.node import SuperNodeSettings, exec_supernode
+
+    exec_supernode(ShopPaths(shop, shops_dir / shop),
+                   SuperNodeSettings(superlink=superlink, ca_cert=ca_cert, port=port, epsilon_budget=epsilon_budget))

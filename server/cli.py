@@ -24,3 +24,8 @@ def models(
     """Verify and show the newest published model's manifest."""
     _, manifest = load_verified(latest_version_dir(registry), load_public_key(public_key))
     console.print_json(json.dumps(manifest))
+
+
+from server.deploy.commands import register_deploy_commands  # noqa: E402  (commands defined beside the deployment code)
+
+register_deploy_commands(app)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import flwr
 import torch
-from flwr.app import ArrayRecord, ConfigRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 
 from demand.model import DemandModel
@@ -26,6 +29,64 @@ class FederationFailed(FedpriceError):
     """No round produced an aggregated model; the registry keeps its previous model."""
 
     exit_code = 70
+
+
+class MinimumShopsFedAvg(ShopFedAvg):
+    """ShopFedAvg that ends the run with a clear message when fewer than `min_train_nodes` shops connect or reply."""
+
+    def __init__(self, *args: Any, wait_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wait_seconds = wait_seconds
+        self.sent: dict[int, int] = {}
+
+    def _connected(self, grid: Grid, need: int) -> int:
+        """Wait up to `wait_seconds` for `need` connected shops; return how many are connected."""
+        deadline = time.monotonic() + self.wait_seconds
+        while (n := len(list(grid.get_node_ids()))) < need and time.monotonic() < deadline:
+            time.sleep(1.0)
+        return n
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """Sample shops as FedAvg does, but give up after the round timeout instead of waiting forever."""
+        if (n := self._connected(grid, self.min_available_nodes)) < self.min_available_nodes:
+            raise FederationFailed(f"round {server_round}: only {n} shop(s) connected after {self.wait_seconds:.0f} s, "
+                                   f"at least {self.min_available_nodes} are needed (min-train-nodes); "
+                                   "the registry keeps its previous model")
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self.sent[server_round] = len(messages)
+        return messages
+
+    def configure_evaluate(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
+        """Skip this round's evaluation (rather than hang) when too few shops are connected."""
+        if (n := self._connected(grid, self.min_available_nodes)) < self.min_available_nodes:
+            log.warning("round %d: held-out evaluation skipped, only %d shop(s) connected", server_round, n)
+            return []
+        return super().configure_evaluate(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Aggregate when enough shops returned an update; otherwise end the run, keeping the registry's model."""
+        replies = list(replies)
+        ok = sum(1 for m in replies if not m.has_error())
+        if ok < self.min_train_nodes:
+            reasons = sorted({str(m.error.reason) for m in replies if m.has_error()})
+            raise FederationFailed(
+                f"round {server_round}: {ok} of {self.sent.get(server_round, len(replies))} shop(s) returned an update "
+                f"within the round timeout, at least {self.min_train_nodes} are needed (min-train-nodes)"
+                + (f"; errors: {' | '.join(reasons)}" if reasons else "") + "; the registry keeps its previous model")
+        return super().aggregate_train(server_round, replies)
+
+
+def _log_to_run_output() -> None:
+    """Under `flwr run`, our INFO lines go to stdout, which Flower streams as the run's log (simulation CLIs set up their own)."""
+    if logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(levelname)-8s: fedprice  %(message)s"))
+    for name in ("fedprice", "server"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
 
 
 def build_manifest(strategy: ShopFedAvg, cfg: dict[str, Any], run_id: int, rounds_done: int) -> dict[str, Any]:
@@ -72,11 +133,13 @@ def _mean_metrics(per_shop: dict[str, dict[str, float]]) -> dict[str, float]:
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run FedAvg for the configured rounds and publish the signed, aggregated model."""
+    _log_to_run_output()
     cfg = resolve(context.run_config)
     torch.manual_seed(int(cfg["seed"]))
     min_nodes = int(cfg["min-train-nodes"])
-    strategy = ShopFedAvg(fraction_train=float(cfg["fraction-train"]), fraction_evaluate=1.0,
-                          min_train_nodes=min_nodes, min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes)
+    strategy = MinimumShopsFedAvg(fraction_train=float(cfg["fraction-train"]), fraction_evaluate=1.0,
+                                  min_train_nodes=min_nodes, min_evaluate_nodes=min_nodes, min_available_nodes=min_nodes,
+                                  wait_seconds=float(cfg["round-timeout"]))
     rounds = int(cfg["num-server-rounds"])
     log.info("federation: %d rounds, epsilon budget %.2f per shop, at least %d shops per round",
              rounds, float(cfg["epsilon-budget"]), min_nodes)
