@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ from flwr.clientapp import ClientApp
 
 from client.storage import ShopPaths, load_test, load_train
 from client.train import DPConfig, train_round
+from demand.examples import CustomerExamples
 from demand.model import DemandModel
-from demand.training import evaluate
+from demand.training import evaluate, fit
 from fedprice.appconfig import resolve
-from fedprice.errors import BudgetExhaustedError, FedpriceError
+from fedprice.errors import BudgetExhaustedError, ConfigError, FedpriceError
 from privacy.accounting import delta_for
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,36 @@ def _error(msg: Message, code: int, reason: str) -> Message:
     return Message(Error(code=code, reason=reason), reply_to=msg)
 
 
+def dp_enabled(cfg: dict[str, Any]) -> bool:
+    """The `dp-enabled` run-config switch (a TOML bool, or "true"/"false" as text)."""
+    value = cfg.get("dp-enabled", True)
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0"):
+        raise ConfigError(f"run config dp-enabled must be true or false (got {value!r})")
+    return text in ("true", "1")
+
+
+def _train_without_dp(msg: Message, shop_id: str, examples: CustomerExamples, cfg: dict[str, Any]) -> Message:
+    """The non-private baseline: plain local Adam epochs, no ledger charge, epsilon reported as infinite."""
+    log.warning("shop %s: dp-enabled=false: training WITHOUT differential privacy (no epsilon is charged)", shop_id)
+    model = DemandModel()
+    model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
+    server_round = int(msg.content.config_records["config"]["server-round"])  # type: ignore[arg-type]
+    epochs, batch = int(cfg["local-epochs"]), int(cfg["batch-size"])
+    losses = fit(model, examples, epochs=epochs, lr=float(cfg["learning-rate"]), batch_size=batch,
+                 seed=int(cfg["seed"]) * 1000 + server_round)
+    metrics = MetricRecord({
+        "num-examples": len(examples), "train-loss": losses[-1], "epsilon": math.inf, "delta": 0.0, "sigma": 0.0,
+        "sample-rate": min(batch / max(len(examples), 1), 1.0), "steps": math.ceil(len(examples) / batch) * epochs,
+        "epsilon-budget": math.inf,
+    })
+    content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics,
+                          "shop": ConfigRecord({"shop-id": shop_id})})
+    return Message(content, reply_to=msg)
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Train on the shop's examples with DP-SGD, charge its ledger, reply with weights and figures."""
@@ -57,6 +89,8 @@ def train(msg: Message, context: Context) -> Message:
     try:
         keyring = paths.keyring(create=False)
         examples = load_train(paths, keyring)
+        if not dp_enabled(cfg):
+            return _train_without_dp(msg, paths.shop_id, examples, cfg)
         store = paths.ledger_store(keyring)
         ledger = store.load(budget=shop_budget(context, cfg, paths.shop_id), delta=delta_for(len(examples)))
         model = DemandModel()

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "registry-dir": "var/registry",
     "central-dir": "var/central",
     "seed": 7,
+    "dp-enabled": True,  # false: plain local Adam epochs, no ledger charge (evaluation baseline only)
 }
 
 
