@@ -34,7 +34,10 @@ def pick_queries(shops_dir: Path, feature_store: Path, *, shops: list[str], per_
             raw = pd.read_csv(shops_dir / shop / "raw" / "export.csv", dtype=str, encoding="utf-8-sig",
                               usecols=["CUSTOMER_ID"])
             customers = raw["CUSTOMER_ID"].value_counts().index[:per_shop].tolist()
-            products = sorted(shop_products(conn, shop).values(), key=lambda p: -p.buy_rate)[:items]
+            # the storefront's best sellers that the shop sells above cost (Ta Feng has loss leaders,
+            # whose cost is above any price the 0.8-1.2x band allows: the API would rightly refuse them)
+            sellable = [p for p in shop_products(conn, shop).values() if p.unit_cost <= 0.95 * p.ref_price]
+            products = sorted(sellable, key=lambda p: -p.buy_rate)[:items]
             basket = [{"product_id": p.product_id, "list_price": round(p.ref_price, 2), "unit_cost": round(p.unit_cost, 2)}
                       for p in products]
             out.extend(Query(shop, c, basket) for c in customers)
