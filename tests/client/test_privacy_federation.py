@@ -1,6 +1,7 @@
-"""A real (simulated) Flower federation of three shops with known raw ids: one shop is out of budget and
-refuses while the others train; the manifest carries each shop's ledger; nothing that leaves a shop
-(replies and their metrics, model files, registry, feature store, logs) holds a raw id or its SHA-256."""
+"""A real (simulated) Flower federation of three shops with known raw ids: one shop's own budget is below the
+federation's plan, so it trains until its budget and then refuses while the others train on; the manifest
+carries each shop's ledger; nothing that leaves a shop (replies and their metrics, model files, registry,
+feature store, logs, the pricing API's audit) holds a raw id or its unkeyed SHA-256."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ from fedprice.appconfig import ENV_VAR
 from server.strategy import ShopFedAvg
 from simulation.federation import simulate
 
-TINY_BUDGET = 0.05  # shop S3's own budget: below what one round costs
-ROUNDS = 2
+SMALL_BUDGET = 2.0  # shop S3's own budget; the federation plans epsilon 3 over the run
+ROUNDS = 3
 
 
 @dataclass
@@ -87,7 +88,7 @@ def _ray_logs() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def run(market_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """Prepare three shops (fresh random raw ids), run 2 federated rounds with S3 on a tiny budget."""
+    """Prepare three shops (fresh random raw ids), run 3 federated rounds with S3 on a budget below the plan."""
     root = tmp_path_factory.mktemp("federation")
     ids = copy_exports(market_dir, root / "shops", distinctive_ids=True)
     replies: dict[str, bytes] = {}
@@ -118,27 +119,29 @@ def run(market_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
         shops = prepare_copies(root / "shops", root / "feature_store.sqlite")
         manifest = simulate(shops=list(SHOPS), verbose=True, overrides={
             "num-server-rounds": ROUNDS, "shops-dir": str(root / "shops"), "registry-dir": str(root / "registry"),
-            "central-dir": str(root / "central"), "shop-epsilon-budgets": f"S3={TINY_BUDGET}",
+            "central-dir": str(root / "central"), "shop-epsilon-budgets": f"S3={SMALL_BUDGET}",
         })
     return Run(root, shops, ids, manifest, replies, errors, buf.getvalue(), (root / "stdio.txt").read_bytes(),
                _ray_logs())
 
 
-def test_a_shop_out_of_budget_refuses_and_the_others_train_on(run: Run) -> None:
-    refusals = [reason for code, reason in run.errors if code == 4001]
-    assert len(refusals) == ROUNDS and all("shop S3: budget exhausted" in r for r in refusals)
+def test_a_shop_trains_until_its_own_budget_then_refuses_and_the_others_train_on(run: Run) -> None:
+    s3 = run.shops["S3"].ledger_store().load()
+    trained = len(s3.entries)
+    assert s3.budget == SMALL_BUDGET and 0 < s3.epsilon() <= SMALL_BUDGET + 1e-6
+    assert 1 <= trained < ROUNDS and [r["server_round"] for r in s3.refusals] == list(range(trained + 1, ROUNDS + 1))
+    assert all("budget exhausted: the next round would reach" in r["reason"] for r in s3.refusals)
+    refusals = [reason for code, reason in run.errors if code == 4001]  # what the shop told the server
+    assert len(refusals) == ROUNDS - trained and all(r.startswith("shop S3: budget exhausted") for r in refusals)
     per_shop = run.manifest["privacy"]["per_shop"]
     assert per_shop["S1"]["rounds_trained"] == ROUNDS and per_shop["S2"]["rounds_trained"] == ROUNDS
-    assert "S3" not in per_shop or per_shop["S3"]["rounds_trained"] == 0
+    assert per_shop["S3"]["rounds_trained"] == trained
     assert run.manifest["rounds_completed"] == ROUNDS
-    s3 = run.shops["S3"].ledger_store().load()
-    assert s3.budget == TINY_BUDGET and s3.epsilon() == 0.0 and not s3.entries
-    assert [r["server_round"] for r in s3.refusals] == list(range(1, ROUNDS + 1))
-    assert "budget exhausted" in s3.refusals[0]["reason"]
+    assert sum(len(v) for v in run.manifest["refusals"].values()) == ROUNDS - trained
 
 
 def test_the_manifest_carries_each_training_shops_ledger(run: Run) -> None:
-    for shop in ("S1", "S2"):
+    for shop in SHOPS:
         ledger = run.shops[shop].ledger_store().load()
         entry = run.manifest["privacy"]["per_shop"][shop]
         assert entry["epsilon"] == pytest.approx(ledger.epsilon(), abs=1e-4)
@@ -168,8 +171,8 @@ def test_no_raw_id_or_its_unkeyed_sha256_leaves_a_shop(run: Run) -> None:
     everything = _outbound(run)
     # The capture is real: train replies with weights and metrics, server and client-side log lines.
     train_replies = [b for k, b in everything.items() if k.startswith("train reply") and b"sample-rate" in b]
-    assert len(train_replies) == 2 * ROUNDS
-    assert "round 1: 2 shops trained" in run.logs and "shop S3: budget exhausted" in run.logs  # server side
+    assert len(train_replies) == 3 * ROUNDS - len(run.errors)
+    assert "round 1: 3 shops trained" in run.logs and "shop S3: budget exhausted" in run.logs  # server side
     assert any(b"WARNING:shop S3: budget exhausted" in b for b in run.ray_logs.values())  # the shop's own process
     assert any(p.endswith("model.safetensors") for p in everything) and any("feature_store" in p for p in everything)
     all_ids = [cid for ids in run.ids.values() for cid in ids]
