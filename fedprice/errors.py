@@ -43,3 +43,23 @@ class BadSignatureError(FedpriceError):
 
     exit_code = 77
     http_status = 500
+
+
+class AuthenticationError(FedpriceError):
+    """A request carried no credentials or credentials that are not valid."""
+
+    exit_code = 77
+    http_status = 401
+
+
+class PermissionDeniedError(FedpriceError):
+    """Valid credentials without the permission (scope) the action needs."""
+
+    exit_code = 77
+    http_status = 403
+
+
+class NotFoundError(InvalidDataError):
+    """A request named something that does not exist (e.g. an unknown shop); the message names the field."""
+
+    http_status = 404

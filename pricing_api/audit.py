@@ -1,0 +1,162 @@
+"""The quote audit log: an append-only SQLite table, written in batches by one background thread.
+
+Every quoted item becomes a row (pseudonym, shop, product, inputs, price, probability, guardrail, model
+version, time): what the next training rounds can learn from. Raw customer ids never reach it. Triggers
+refuse UPDATE and DELETE, so the application (or a mistaken script) cannot rewrite history.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS quote_audit (
+    id INTEGER PRIMARY KEY,
+    quoted_at REAL NOT NULL,            -- unix seconds (UTC)
+    quote_id TEXT NOT NULL,             -- one storefront request
+    shop_id TEXT NOT NULL,
+    pseudonym TEXT NOT NULL,            -- the shop's keyed pseudonym, never the raw id
+    customer_path TEXT NOT NULL,        -- known | cold_start
+    product_id TEXT NOT NULL,
+    product_known INTEGER NOT NULL,
+    category TEXT,
+    list_price REAL NOT NULL,
+    unit_cost REAL NOT NULL,
+    competitor_price REAL,
+    price REAL NOT NULL,
+    buy_probability REAL NOT NULL,
+    expected_margin REAL NOT NULL,
+    guardrail TEXT NOT NULL,
+    reused INTEGER NOT NULL,            -- 1 when the price repeats an earlier quote (consistency window)
+    model_version TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS quote_audit_time ON quote_audit (quoted_at);
+CREATE TRIGGER IF NOT EXISTS quote_audit_no_update BEFORE UPDATE ON quote_audit
+BEGIN SELECT RAISE(ABORT, 'quote_audit is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS quote_audit_no_delete BEFORE DELETE ON quote_audit
+BEGIN SELECT RAISE(ABORT, 'quote_audit is append-only: DELETE refused'); END;
+"""
+COLUMNS = ("quoted_at", "quote_id", "shop_id", "pseudonym", "customer_path", "product_id", "product_known", "category",
+           "list_price", "unit_cost", "competitor_price", "price", "buy_probability", "expected_margin", "guardrail",
+           "reused", "model_version")
+_INSERT = f"INSERT INTO quote_audit ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+ITEM_COLUMNS = ("product_id", "product_known", "category", "list_price", "unit_cost", "competitor_price", "price",
+                "buy_probability", "expected_margin", "guardrail", "reused")
+
+
+@dataclass(frozen=True)
+class AuditBatch:
+    """One pricing pass: per customer request (quote_id, shop_id, pseudonym, path, number of items) and item columns.
+
+    The request path only hands over lists it already has; the writer thread expands them into rows.
+    """
+
+    quoted_at: float
+    model_version: str
+    customers: list[tuple[str, str, str, str, int]]
+    items: dict[str, list[object]]
+
+    def __len__(self) -> int:
+        return len(self.items["price"])
+
+    def rows(self) -> Iterator[tuple[object, ...]]:
+        """The batch as insert tuples in COLUMNS order."""
+        cols = zip(*(self.items[c] for c in ITEM_COLUMNS), strict=True)
+        for quote_id, shop, pseud, path, n in self.customers:
+            for _ in range(n):
+                pid, known, cat, lp, uc, comp, price, prob, margin, label, reused = next(cols)
+                yield (self.quoted_at, quote_id, shop, pseud, path, pid, int(known), cat, lp, uc, comp, price, prob, margin,
+                       label, int(reused), self.model_version)
+
+
+def open_audit(path: Path) -> sqlite3.Connection:
+    """Open (creating) the audit database with the append-only table and its triggers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class AuditLog:
+    """Queues audit batches and writes them from one thread every `flush_seconds` (and on close)."""
+
+    def __init__(self, path: Path, *, flush_seconds: float = 0.05) -> None:
+        self.path = path
+        self.flush_seconds = flush_seconds
+        self._conn = open_audit(path)
+        self._db_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[AuditBatch | None] = queue.SimpleQueue()
+        self.failures = 0
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the writer thread runs."""
+        return self._thread.is_alive()
+
+    def record(self, batch: AuditBatch) -> None:
+        """Queue one request's rows."""
+        self._queue.put(batch)
+
+    def _write(self, batches: list[AuditBatch]) -> None:
+        try:
+            with self._db_lock, self._conn:
+                for b in batches:
+                    self._conn.executemany(_INSERT, b.rows())
+            self.written += sum(len(b) for b in batches)
+        except sqlite3.Error as exc:
+            self.failures += 1
+            log.error("audit log %s: could not write %d batches: %s", self.path, len(batches), exc)
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            batches: list[AuditBatch] = []
+            if first is None:
+                stop = True
+            else:
+                batches.append(first)
+                time.sleep(self.flush_seconds)  # gather what arrives meanwhile into one transaction
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                else:
+                    batches.append(item)
+            if batches:
+                self._write(batches)
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread and close the database."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+        self._conn.close()
+
+    def recent(self, since: float, limit: int) -> list[tuple[object, ...]]:
+        """First-time quotes since `since` (oldest first): what the consistency memory is warmed with."""
+        with self._db_lock:
+            rows = self._conn.execute(
+                "SELECT shop_id, pseudonym, product_id, model_version, price, guardrail, list_price, unit_cost, competitor_price,"
+                " quoted_at FROM quote_audit WHERE quoted_at >= ? AND reused = 0 ORDER BY id DESC LIMIT ?",
+                (since, limit)).fetchall()
+        return list(reversed(rows))

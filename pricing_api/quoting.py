@@ -1,0 +1,203 @@
+"""Quoting: validated requests -> features -> model -> prices -> consistency -> audit -> response bodies."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from demand.guardrails import Guardrails
+from demand.schema import assemble, pair_features, product_features
+from fedprice.errors import InvalidDataError, NotFoundError
+from pricing_api.audit import AuditBatch, AuditLog
+from pricing_api.consistency import Inputs, Key, PriceMemory
+from pricing_api.customer_data import CustomerRecord, FeatureSource
+from pricing_api.guardrail_book import GuardrailBook
+from pricing_api.metrics import ApiMetrics
+from pricing_api.model_holder import ServingModel
+from pricing_api.pricing import InfeasibleItemsError, outcomes, price_items
+from pricing_api.schemas import QuoteRequest
+
+MAX_LISTED_PROBLEMS = 20
+# Quote ids: a random per-process prefix and a counter (unique without asking the OS for randomness per request).
+_QUOTE_PREFIX = secrets.token_hex(4)
+_QUOTE_SERIAL = itertools.count(1)
+
+
+class RequestProblemsError(InvalidDataError):
+    """A request failed validation; `problems` holds (field, message) pairs, the message lists the first ones."""
+
+    def __init__(self, problems: list[tuple[str, str]], *, status: int = 422) -> None:
+        shown = "; ".join(f"{f}: {m}" for f, m in problems[:MAX_LISTED_PROBLEMS])
+        more = f" (and {len(problems) - MAX_LISTED_PROBLEMS} more)" if len(problems) > MAX_LISTED_PROBLEMS else ""
+        super().__init__(shown + more)
+        self.problems = problems
+        self.http_status = status
+
+
+@dataclass(frozen=True)
+class _Customer:
+    shop_id: str
+    pseudonym: str
+    record: CustomerRecord
+
+
+class QuoteService:
+    """Prices any number of quote requests in one vectorised pass."""
+
+    def __init__(self, *, features: FeatureSource, book: GuardrailBook, memory: PriceMemory, audit: AuditLog,
+                 metrics: ApiMetrics, timezone: str = "UTC") -> None:
+        self.features = features
+        self.book = book
+        self.memory = memory
+        self.audit = audit
+        self.metrics = metrics
+        self.zone = ZoneInfo(timezone)
+
+    def _check_shops(self, requests: list[QuoteRequest], loc: list[str]) -> None:
+        unknown = [(f"{loc[i]}shop_id", f"unknown shop {r.shop_id!r} (no published features)")
+                   for i, r in enumerate(requests) if not self.features.has_shop(r.shop_id)]
+        if unknown:
+            raise RequestProblemsError(unknown, status=NotFoundError.http_status)
+
+    def _customers(self, requests: list[QuoteRequest]) -> list[_Customer]:
+        by_shop: dict[str, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_shop.setdefault(r.shop_id, []).append(i)
+        out: list[_Customer | None] = [None] * len(requests)
+        for shop, idx in by_shop.items():
+            cat = self.features.catalogue(shop)
+            found = self.features.customers(cat, [requests[i].customer_id for i in idx])
+            for i, (pseud, rec) in zip(idx, found, strict=True):
+                out[i] = _Customer(shop, pseud, rec)
+        return [c for c in out if c is not None]
+
+    def quote(self, model: ServingModel, requests: list[QuoteRequest], *, batch: bool) -> list[dict[str, Any]]:
+        """Response bodies (QuoteResponse shape) for `requests`, in order; raises RequestProblemsError on bad input."""
+        loc = [f"requests[{i}]." if batch else "" for i in range(len(requests))]
+        self._check_shops(requests, loc)
+        customers = self._customers(requests)
+        items = [it for r in requests for it in r.items]
+        counts = np.array([len(r.items) for r in requests])
+        owner = np.repeat(np.arange(len(requests)), counts)
+        n = len(items)
+        lp = np.fromiter((it.list_price for it in items), np.float64, n)
+        uc = np.fromiter((it.unit_cost for it in items), np.float64, n)
+        comp = np.fromiter((np.nan if it.competitor_price is None else it.competitor_price for it in items), np.float64, n)
+        pids = [it.product_id for it in items]
+
+        # Features: customer block repeated per item, product block from the shop's table (unseen -> defaults).
+        cust_block = np.repeat(np.stack([c.record.vector for c in customers]), counts, axis=0)
+        prod_block = np.empty((n, 4), np.float32)
+        pc = np.zeros(n)
+        sc = np.zeros(n)
+        known_product = np.zeros(n, dtype=bool)
+        start = 0
+        for r, c, k in zip(requests, customers, counts.tolist(), strict=True):
+            cat = self.features.catalogue(r.shop_id)
+            rows = [cat.index.get(p, -1) for p in pids[start : start + k]]
+            sl = slice(start, start + k)
+            idx = np.array(rows, dtype=np.intp)
+            hit = idx >= 0
+            known_product[sl] = hit
+            prod_block[sl][hit] = cat.block[idx[hit]]
+            if c.record.known:
+                prods, subs = c.record.products, c.record.subclasses
+                pc[sl] = [prods.get(p, 0) for p in pids[start : start + k]]
+                sc[sl] = [subs.get(cat.subclass[j], 0) if j >= 0 else 0 for j in rows]
+            start += k
+        if not known_product.all():
+            miss = ~known_product
+            zero = np.zeros(int(miss.sum()))
+            prod_block[miss] = product_features({"buy_rate": zero, "ref_price": lp[miss], "price_cv": zero},
+                                                known=np.zeros(len(zero)))
+        n_visits = np.repeat(np.array([c.record.n_visits for c in customers]), counts)
+        weekend = np.full(n, datetime.now(self.zone).weekday() >= 5, dtype=np.float32)
+        x = assemble(cust_block, prod_block, pair_features(pc, sc, n_visits), weekend)
+
+        rails, group = self._rails(requests, items, counts)
+        version = model.version
+        own = owner.tolist()
+        keys: list[Key] = [(customers[o].shop_id, customers[o].pseudonym, pid, version) for o, pid in zip(own, pids, strict=True)]
+        comp_list = [it.competitor_price for it in items]
+        rail_list = [rails[gi] for gi in group.tolist()] if len(rails) > 1 else [rails[0]] * n
+        inputs: list[Inputs] = list(zip(lp.tolist(), uc.tolist(), comp_list, rail_list, strict=True))
+        previous = self.memory.lookup(keys, inputs)
+
+        mu, scale = model.predict(x)
+        try:
+            priced = price_items(mu=mu, scale=scale, list_price=lp, unit_cost=uc, competitor_price=comp, rails=rails,
+                                 group=group, previous_price=None if previous is None else previous.price,
+                                 previous_guardrail=None if previous is None else previous.guardrail,
+                                 same_inputs=None if previous is None else previous.same_inputs)
+        except InfeasibleItemsError as exc:
+            first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            raise RequestProblemsError([(f"{loc[owner[p.index]]}items[{p.index - first[owner[p.index]]}].{p.field}", p.message)
+                                        for p in exc.problems]) from None
+        prob, margin = outcomes(mu=mu, scale=scale, price=priced.price, list_price=lp, unit_cost=uc)
+
+        now = time.time()
+        prices, labels = priced.price.tolist(), priced.guardrail.tolist()
+        self.memory.remember(keys, prices, labels, inputs, fresh=(~priced.reused).tolist(), now=now)
+        known = [c.record.known for c in customers]
+        self.metrics.quoted(labels, known, int(priced.reused.sum()))
+        probs, margins = np.round(prob, 6).tolist(), np.round(margin, 4).tolist()
+        self._audit(customers, counts.tolist(), items, known_product.tolist(), prices, probs, margins, labels,
+                    priced.reused.tolist(), version, now)
+        return self._bodies(requests, customers, counts, items, known_product, prices, probs, margins, labels, version)
+
+    def _rails(self, requests: list[QuoteRequest], items: list[Any], counts: np.ndarray) -> tuple[list[Guardrails], np.ndarray]:
+        """Distinct guardrails of the items and each item's index into them (by shop and category)."""
+        rails: list[Guardrails] = []
+        codes: dict[tuple[str, str | None], int] = {}
+
+        def code(shop: str, category: str | None) -> int:
+            found = codes.get((shop, category))
+            if found is None:
+                g = self.book.resolve(shop, category)
+                found = rails.index(g) if g in rails else len(rails)
+                if found == len(rails):
+                    rails.append(g)
+                codes[(shop, category)] = found
+            return found
+
+        if not self.book.has_categories or all(it.category is None for it in items):
+            return rails, np.repeat(np.array([code(r.shop_id, None) for r in requests], dtype=np.intp), counts)
+        shops = np.repeat(np.array([r.shop_id for r in requests], dtype=object), counts).tolist()
+        return rails, np.array([code(s, it.category) for s, it in zip(shops, items, strict=True)], dtype=np.intp)
+
+    def _audit(self, customers: list[_Customer], counts: list[int], items: list[Any], known_product: list[bool],
+               prices: list[float], probs: list[float], margins: list[float], labels: list[str], reused: list[bool],
+               version: str, now: float) -> None:
+        self.audit.record(AuditBatch(now, version, [
+            (f"{_QUOTE_PREFIX}-{next(_QUOTE_SERIAL):x}", c.shop_id, c.pseudonym, "known" if c.record.known else "cold_start", k)
+            for c, k in zip(customers, counts, strict=True)], {
+            "product_id": [it.product_id for it in items], "product_known": known_product,
+            "category": [it.category for it in items], "list_price": [it.list_price for it in items],
+            "unit_cost": [it.unit_cost for it in items], "competitor_price": [it.competitor_price for it in items],
+            "price": prices, "buy_probability": probs, "expected_margin": margins, "guardrail": labels, "reused": reused,
+        }))
+
+    @staticmethod
+    def _bodies(requests: list[QuoteRequest], customers: list[_Customer], counts: np.ndarray, items: list[Any],
+                known_product: np.ndarray, prices: list[float], probs: list[float], margins: list[float], labels: list[str],
+                version: str) -> list[dict[str, Any]]:
+        kp = known_product.tolist()
+        quotes = [{"product_id": it.product_id, "list_price": it.list_price, "unit_cost": it.unit_cost, "price": p,
+                   "buy_probability": b, "expected_margin": m, "guardrail": g, "product_known": k}
+                  for it, p, b, m, g, k in zip(items, prices, probs, margins, labels, kp, strict=True)]
+        out = []
+        start = 0
+        for r, c, k in zip(requests, customers, counts.tolist(), strict=True):
+            path = "known" if c.record.known else "cold_start"
+            out.append({"model_version": version, "shop_id": r.shop_id,
+                        "customer": {"pseudonym_prefix": c.pseudonym[:12], "known": c.record.known, "path": path},
+                        "quotes": quotes[start : start + k], "personalised": True})
+            start += k
+        return out

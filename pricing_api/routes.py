@@ -1,0 +1,155 @@
+"""The HTTP endpoints: /v1/quotes, /v1/quotes/batch, /v1/model, /v1/admin/reload, /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
+from pydantic_core import to_json
+
+from pricing_api.apikeys import ApiKey
+from pricing_api.errors import ERROR_RESPONSES
+from pricing_api.quoting import RequestProblemsError
+from pricing_api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ErrorBody,
+    Health,
+    ModelInfo,
+    QuoteRequest,
+    QuoteResponse,
+    ReloadResponse,
+)
+from pricing_api.state import ApiState
+
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False, description="An API key from `fedprice api create-key`.")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_state(request: Request) -> ApiState:
+    """The process state created by the app factory."""
+    state: ApiState = request.app.state.api
+    return state
+
+
+State = Annotated[ApiState, Depends(get_state)]
+
+
+def _authorise(request: Request, state: ApiState, scope: str | None) -> ApiKey:
+    return state.keys.authenticate(request.headers.get("authorization"), scope=scope)
+
+
+async def quote_key(request: Request, state: State, _: Credentials) -> ApiKey:
+    """Require a key with the quote scope."""
+    return _authorise(request, state, "quote")
+
+
+async def admin_key(request: Request, state: State, _: Credentials) -> ApiKey:
+    """Require a key with the admin scope."""
+    return _authorise(request, state, "admin")
+
+
+async def any_key(request: Request, state: State, _: Credentials) -> ApiKey:
+    """Require any valid key."""
+    return _authorise(request, state, None)
+
+
+def _json(body: object) -> Response:
+    return Response(content=to_json(body), media_type="application/json")
+
+
+_QUOTE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/QuoteRequest"}}}}, "security": [{"HTTPBearer": []}]}
+
+
+@router.post("/v1/quotes", response_model=QuoteResponse, responses=ERROR_RESPONSES, tags=["quotes"], openapi_extra=_QUOTE_BODY)
+async def quotes(request: Request) -> Response:
+    """Personalised prices for one customer and the items on the page, inside the shop's guardrails.
+
+    The hot path: authenticated first, then the body parsed by pydantic straight from bytes (the schema is
+    QuoteRequest), and priced together with the other quotes arriving in the same event-loop turn.
+    """
+    state: ApiState = request.app.state.api
+    _authorise(request, state, "quote")
+    try:
+        body = QuoteRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    limit = state.settings.max_items_per_quote
+    if len(body.items) > limit:
+        raise RequestProblemsError([("items", f"{len(body.items)} items, at most {limit} per quote (use /v1/quotes/batch)")])
+    assert state.batcher is not None
+    return _json(await state.batcher.quote(body))
+
+
+@router.post("/v1/quotes/batch", response_model=BatchResponse, responses=ERROR_RESPONSES, tags=["quotes"])
+async def quotes_batch(body: BatchRequest, state: State, _: Annotated[ApiKey, Depends(quote_key)]) -> Response:
+    """Prices for many customers at once, priced in one vectorised pass (e.g. campaign pre-computation)."""
+    s = state.settings
+    problems = []
+    if len(body.requests) > s.max_batch_requests:
+        problems.append(("requests", f"{len(body.requests)} requests, at most {s.max_batch_requests} per batch"))
+    total = sum(len(r.items) for r in body.requests)
+    if total > s.max_batch_items:
+        problems.append(("requests", f"{total} items in total, at most {s.max_batch_items} per batch"))
+    if problems:
+        raise RequestProblemsError(problems)
+    model = state.model()
+    assert state.service is not None
+    results = await run_in_threadpool(state.service.quote, model, body.requests, batch=True)
+    return _json({"model_version": model.version, "results": results})
+
+
+@router.get("/v1/model", response_model=ModelInfo, responses={k: ERROR_RESPONSES[k] for k in (401, 403, 503)},
+            tags=["model"])
+async def model_info(state: State, _: Annotated[ApiKey, Depends(any_key)]) -> ModelInfo:
+    """The served model's signed manifest (version, rounds, per-shop epsilon, held-out metrics, schema hash)."""
+    m = state.model()
+    return ModelInfo(model_version=m.version, loaded_at=m.loaded_at, manifest=m.manifest)
+
+
+@router.post("/v1/admin/reload", response_model=ReloadResponse,
+             responses={**{k: ERROR_RESPONSES[k] for k in (401, 403)},
+                        409: {"model": ErrorBody, "description": "The new model was refused; the old one is still served"}},
+             tags=["admin"])
+async def reload(state: State, _: Annotated[ApiKey, Depends(admin_key)]) -> ReloadResponse:
+    """Verify the registry's LATEST model and swap it in; a refused model leaves the served one in place (409)."""
+    result = state.record_reload(await asyncio.to_thread(state.holder.reload))
+    if result.status == "refused":
+        raise RequestProblemsError([("model", result.detail)], status=409)
+    return ReloadResponse(status=result.status, model_version=result.version, detail=result.detail)
+
+
+@router.get("/healthz", response_model=Health, tags=["ops"])
+async def healthz() -> Health:
+    """Liveness: the process answers."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}},
+            tags=["ops"])
+async def readyz(state: State, response: Response) -> Health:
+    """Readiness: a verified model is loaded, shops have published features, the audit log is writable."""
+    problems = state.readiness_problems()
+    current = state.holder.current
+    if problems:
+        response.status_code = 503
+        return Health(status="not_ready", model_version=current.version if current else None, problems=problems)
+    return Health(status="ok", model_version=current.version if current else None)
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response,
+            responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}})
+async def metrics(state: State) -> Response:
+    """Prometheus metrics of this process."""
+    current = state.holder.current
+    state.metrics.served_model(current.version if current else None)
+    return Response(content=state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
