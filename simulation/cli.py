@@ -41,3 +41,8 @@ def simulate(
                                                        "shops-dir": str(shops_dir), "registry-dir": str(registry)})
     console.print_json(json.dumps(manifest["privacy"]["per_shop"]))
     console.print(f"published model {manifest['version']}")
+
+
+from simulation.eval_cli import evaluate  # noqa: E402
+
+app.command("evaluate")(evaluate)

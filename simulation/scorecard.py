@@ -47,27 +47,30 @@ def demand_prices(rows: PricingRows, mu: np.ndarray, scale: np.ndarray) -> Guard
     return guarded(rows, raw)
 
 
-def uniform_prices(rows: PricingRows) -> GuardedPrices:
-    """One price per product, the one maximising true expected profit over all its rows (to a cent)."""
+def uniform_prices(rows: PricingRows, *, mu: np.ndarray | None = None, scale: np.ndarray | None = None) -> GuardedPrices:
+    """One price per product maximising expected profit over all its rows (to a cent) under (mu, s), default the truth."""
+    mu = rows.true_mu if mu is None else mu
+    scale = rows.true_s if scale is None else scale
     lower, upper = price_bounds(GUARDRAILS, list_price=rows.list_price, unit_cost=rows.unit_cost)
     out = np.empty(len(rows))
     for pid in np.unique(rows.product_id):
         idx = np.flatnonzero(rows.product_id == pid)
         lo, hi = float(lower[idx].max()), float(upper[idx].min())
         coarse = np.linspace(lo, hi, UNIFORM_GRID)
-        best = coarse[np.argmax(_total_profit(rows, idx, coarse))]
+        best = coarse[np.argmax(_total_profit(rows, idx, coarse, mu, scale))]
         step = (hi - lo) / (UNIFORM_GRID - 1)
         cents = np.arange(np.ceil(max(lo, best - step) * 100), np.floor(min(hi, best + step) * 100) + 1) / 100.0
         fine = np.concatenate([cents, [best]])
-        out[idx] = fine[np.argmax(_total_profit(rows, idx, fine))]
+        out[idx] = fine[np.argmax(_total_profit(rows, idx, fine, mu, scale))]
     return guarded(rows, out)
 
 
-def _total_profit(rows: PricingRows, idx: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """True expected profit summed over rows `idx` for each candidate price."""
+def _total_profit(rows: PricingRows, idx: np.ndarray, candidates: np.ndarray, mu: np.ndarray, scale: np.ndarray
+                  ) -> np.ndarray:
+    """Expected profit under (mu, s) summed over rows `idx` for each candidate price."""
     r, c = rows.list_price[idx][:, None], rows.unit_cost[idx][:, None]
     p = candidates[None, :]
-    prob = expit((rows.true_mu[idx][:, None] - p / r) / rows.true_s[idx][:, None])
+    prob = expit((mu[idx][:, None] - p / r) / scale[idx][:, None])
     result: np.ndarray = ((p - c) * prob).sum(axis=0)
     return result
 

@@ -34,6 +34,7 @@ class ScoringSet:
     product_id: np.ndarray  # one per pricing row
     x: np.ndarray  # model inputs of the pricing rows (history before the held-out month, weekday offer)
     ref_price: np.ndarray  # the shop's reference price the model's ratios are relative to
+    unit_cost: np.ndarray  # the shop's median unit cost (ASSET / AMOUNT) before the held-out month
     held_out: OfferRows  # exactly the shop's stored held-out offers
     held_out_customer: np.ndarray  # raw id per held-out row
     held_out_product: np.ndarray  # product id per held-out row
@@ -100,6 +101,7 @@ def build_scoring_set(
         product_id=grid["product_id"].to_numpy(str),
         x=x,
         ref_price=ref.reindex(grid["product_id"]).to_numpy(np.float64),
+        unit_cost=snap.products["unit_cost"].reindex(grid["product_id"]).to_numpy(np.float64),
         held_out=stored,
         held_out_customer=to_raw(offers["customer"].to_numpy()).astype(str),
         held_out_product=offers["product_id"].to_numpy(str),
