@@ -17,6 +17,7 @@ from flwr.serverapp import Grid, ServerApp
 from demand.model import DemandModel
 from fedprice.appconfig import resolve
 from fedprice.errors import FedpriceError
+from privacy.report import LIMITATIONS as PRIVACY_LIMITATIONS
 from server.registry import publish
 from server.signing import load_or_create_signing_key
 from server.strategy import ShopFedAvg
@@ -116,6 +117,10 @@ def build_manifest(strategy: ShopFedAvg, cfg: dict[str, Any], run_id: int, round
             "clipping_norm": float(cfg["clipping-norm"]),
             "per_shop": shops,
             "not_covered": "metrics sent by shops (num-examples, loss, AUC) are not protected by DP",
+            "adjacency": "add/remove one customer (all of their offer rows) of one shop",
+            "epsilon_scope": "per shop, lifetime: every round of every run in the shop's ledger, at the shop's delta",
+            "multi_shop_customers": "a customer of several shops is covered at the sum of those shops' epsilon and delta",
+            "limitations": list(PRIVACY_LIMITATIONS),
         },
         "held_out": {
             "per_round": {str(r): _mean_metrics(v) for r, v in sorted(strategy.eval_history.items())},

@@ -141,6 +141,11 @@ def test_a_shop_trains_until_its_own_budget_then_refuses_and_the_others_train_on
 
 
 def test_the_manifest_carries_each_training_shops_ledger(run: Run) -> None:
+    privacy = run.manifest["privacy"]
+    assert privacy["unit"].startswith("customer") and privacy["adjacency"].startswith("add/remove one customer")
+    assert privacy["accountant"] == "RDP" and "Poisson" in privacy["mechanism"] and "lifetime" in privacy["epsilon_scope"]
+    assert "not protected by DP" in privacy["not_covered"] and "sum of those shops' epsilon" in privacy["multi_shop_customers"]
+    assert any("secure_mode=False" in x for x in privacy["limitations"])
     for shop in SHOPS:
         ledger = run.shops[shop].ledger_store().load()
         entry = run.manifest["privacy"]["per_shop"][shop]
