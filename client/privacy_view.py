@@ -35,8 +35,10 @@ def _facts(rep: dict[str, Any]) -> Table:
     t = Table(title=f"shop {rep['shop_id']}: privacy spent", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column(overflow="fold")
+    spent = (f"{rep['epsilon']:.4f} of budget {rep['budget']:.3f} (left {rep['budget_left']:.4f})" if rep["dp_guarantee"]
+             else f"NO DP GUARANTEE: {len(rep['unprotected_rounds'])} round(s) trained without DP")
     rows = [
-        ("epsilon (lifetime)", f"{rep['epsilon']:.4f} of budget {rep['budget']:.3f} (left {rep['budget_left']:.4f})"),
+        ("epsilon (lifetime)", spent),
         ("delta", f"{rep['delta']:.2e}"),
         ("unit of privacy", rep["unit_of_privacy"]),
         ("adjacency", rep["adjacency"]),
@@ -77,6 +79,10 @@ def render(console: Console, reports: list[dict[str, Any]], summary: dict[str, A
             console.print(_rounds(rep))
     if summary is not None:
         one, every = summary["customer_of_one_shop"], summary["customer_of_all_shops"]
+
+        def eps(x: float | None) -> str:
+            return "inf (no guarantee)" if x is None else f"{x:.4f}"
+
         console.print(f"[bold]across {len(summary['shops'])} shops[/bold]: a customer of one shop is covered at "
-                      f"epsilon <= {one['epsilon_max']:.4f}, delta <= {one['delta_max']:.1e}; a customer of all of them at "
-                      f"epsilon <= {every['epsilon']:.4f}, delta <= {every['delta']:.1e} ({summary['note']})")
+                      f"epsilon <= {eps(one['epsilon_max'])}, delta <= {one['delta_max']:.1e}; a customer of all of them at "
+                      f"epsilon <= {eps(every['epsilon'])}, delta <= {every['delta']:.1e} ({summary['note']})")

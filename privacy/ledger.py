@@ -65,13 +65,16 @@ class PrivacyLedger:
     plans: dict[str, float] = field(default_factory=dict)
     refusals: list[dict[str, Any]] = field(default_factory=list)
     seq: int = 0  # saves so far; the anchor holds the same number (rollback/deletion detection)
+    unprotected: list[dict[str, Any]] = field(default_factory=list)  # rounds released WITHOUT DP
 
     def epsilon(self) -> float:
-        """Cumulative epsilon spent so far at the ledger's delta."""
-        return epsilon(self.history, delta=self.delta)
+        """Cumulative epsilon spent so far at the ledger's delta (infinite once a round was trained without DP)."""
+        return math.inf if self.unprotected else epsilon(self.history, delta=self.delta)
 
     def epsilon_if(self, *, sigma: float, sample_rate: float, steps: int) -> float:
         """Cumulative epsilon after `steps` more steps at (sigma, q)."""
+        if self.unprotected:
+            return math.inf
         return epsilon([*self.history, (sigma, sample_rate, steps)], delta=self.delta)
 
     def plan(self, *, run_id: str, sample_rate: float, steps_per_round: int, rounds_left: int,
@@ -93,6 +96,10 @@ class PrivacyLedger:
 
     def check(self, *, sigma: float, sample_rate: float, steps: int) -> float:
         """Raise BudgetExhaustedError if the next round would exceed the budget; else its epsilon."""
+        if self.unprotected:
+            raise BudgetExhaustedError(
+                f"shop {self.shop_id}: budget exhausted: {len(self.unprotected)} round(s) were trained without DP, "
+                "so these customers have no epsilon guarantee left")
         after = self.epsilon_if(sigma=sigma, sample_rate=sample_rate, steps=steps)
         if after > self.budget + BUDGET_SLACK:
             raise BudgetExhaustedError(
@@ -111,7 +118,7 @@ class PrivacyLedger:
         """
         new = [(float(s), float(q), int(n)) for s, q, n in history]
         old_steps, new_steps = sum(n for *_, n in self.history), sum(n for *_, n in new)
-        if new_steps < old_steps or epsilon(new, delta=self.delta) < self.epsilon() - 1e-9:
+        if new_steps < old_steps or epsilon(new, delta=self.delta) < epsilon(self.history, delta=self.delta) - 1e-9:
             raise LedgerIntegrityError(f"shop {self.shop_id}: the accountant history after round {server_round} "
                                        f"does not extend the ledger ({new_steps} < {old_steps} steps?)")
         self.history = new
@@ -122,6 +129,11 @@ class PrivacyLedger:
         )
         self.entries.append(entry)
         return entry
+
+    def record_unprotected(self, *, run_id: str, server_round: int, reason: str = "trained without DP") -> None:
+        """Record a round whose update was released without DP: from now on epsilon is infinite (honestly)."""
+        self.unprotected.append({"run_id": run_id, "server_round": server_round, "reason": reason,
+                                 "at": datetime.now(UTC).isoformat(timespec="seconds")})
 
     def refuse(self, *, run_id: str, server_round: int, reason: str) -> None:
         """Remember that a round was refused for lack of budget."""

@@ -3,6 +3,7 @@ what is not covered, known limitations, and what a customer of several shops spe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
@@ -39,22 +40,31 @@ def sampling_statement(ledger: PrivacyLedger) -> tuple[bool | None, str]:
 
 def multi_shop_statement(epsilon: float, delta: float) -> str:
     """How this shop's spending combines with other shops' for one person who shops at several."""
+    if not math.isfinite(epsilon):
+        return "this shop released updates without DP: its customers have no epsilon guarantee, whatever other shops spend"
     return (f"a person who is a customer of several shops is protected by each shop separately and the losses add up: "
             f"this shop contributes epsilon={epsilon:.3f}, delta={delta:.1e}; with k shops, epsilon <= the sum of "
             f"their epsilons (pseudonym keys are per shop, so no cross-shop per-person cap is possible)")
 
 
+def _finite(x: float, digits: int = 4) -> float | None:
+    """A JSON-safe number: None stands for infinity (no DP guarantee)."""
+    return round(x, digits) if math.isfinite(x) else None
+
+
 def shop_report(ledger: PrivacyLedger) -> dict[str, Any]:
-    """The reviewer's report for one shop's ledger."""
+    """The reviewer's report for one shop's ledger (epsilon None: rounds were trained without DP)."""
     eps = ledger.epsilon()
     poisson, sampling = sampling_statement(ledger)
     sigmas = sorted({round(e.sigma, 4) for e in ledger.entries})
     return {
         "shop_id": ledger.shop_id,
-        "epsilon": round(eps, 4),
+        "epsilon": _finite(eps),
+        "dp_guarantee": math.isfinite(eps),
+        "unprotected_rounds": ledger.unprotected,
         "delta": ledger.delta,
         "budget": ledger.budget,
-        "budget_left": round(max(ledger.budget - eps, 0.0), 4),
+        "budget_left": round(max(ledger.budget - eps, 0.0), 4) if math.isfinite(eps) else 0.0,
         "unit_of_privacy": UNIT if ledger.unit == "customer" else ledger.unit,
         "adjacency": ledger.adjacency,
         "accountant": ACCOUNTANT if ledger.accountant == "rdp" else ledger.accountant,
@@ -79,9 +89,9 @@ def federation_summary(ledgers: Sequence[PrivacyLedger]) -> dict[str, Any]:
     eps = {lg.shop_id: lg.epsilon() for lg in ledgers}
     return {
         "shops": sorted(eps),
-        "customer_of_one_shop": {"epsilon_max": round(max(eps.values(), default=0.0), 4),
+        "customer_of_one_shop": {"epsilon_max": _finite(max(eps.values(), default=0.0)),
                                  "delta_max": max((lg.delta for lg in ledgers), default=0.0)},
-        "customer_of_all_shops": {"epsilon": round(sum(eps.values()), 4),
+        "customer_of_all_shops": {"epsilon": _finite(sum(eps.values())),
                                   "delta": sum(lg.delta for lg in ledgers)},
         "note": "basic composition: a customer of several shops is covered at the sum of those shops' epsilon and delta",
     }

@@ -164,3 +164,19 @@ def test_the_reviewer_report_says_what_a_privacy_reviewer_asks(tmp_path: Path) -
     assert both["customer_of_all_shops"]["epsilon"] == pytest.approx(1.977 + 3.387, abs=1e-2)
     assert both["customer_of_one_shop"]["epsilon_max"] == pytest.approx(3.387, abs=5e-3)
     assert both["customer_of_all_shops"]["delta"] == pytest.approx(2e-4)
+
+
+def test_a_round_trained_without_dp_leaves_no_guarantee_and_says_so(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    ledger = store.load(budget=3.0, delta=1e-4)
+    _train(ledger, "r", 1)
+    ledger.record_unprotected(run_id="baseline", server_round=1)
+    store.save(ledger)
+    again = _store(tmp_path).load()
+    assert again.epsilon() == float("inf")
+    with pytest.raises(BudgetExhaustedError, match="1 round\\(s\\) were trained without DP"):
+        _train(again, "r", 2)
+    rep = again.report()
+    assert rep["dp_guarantee"] is False and rep["epsilon"] is None and rep["unprotected_rounds"][0]["run_id"] == "baseline"
+    assert json.loads(json.dumps(rep, allow_nan=False))["epsilon"] is None  # strict JSON, no Infinity
+    assert federation_summary([again])["customer_of_all_shops"]["epsilon"] is None
