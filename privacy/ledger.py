@@ -11,6 +11,7 @@ import fcntl
 import json
 import logging
 import math
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -238,7 +239,7 @@ class LedgerStore:
     def _locked(self) -> Iterator[None]:
         lock = self.path.with_name(f".{self.path.name}.lock")
         lock.parent.mkdir(parents=True, exist_ok=True)
-        with lock.open("a") as fh:
+        with os.fdopen(os.open(lock, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield
