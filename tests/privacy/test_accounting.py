@@ -27,7 +27,7 @@ def test_delta_rule() -> None:
     assert delta_for(1_000) == 1e-5 and delta_for(50_000) == pytest.approx(2e-6) and delta_for(0) == 1e-5
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(
     spent_steps=st.integers(0, 300),
     q=st.floats(0.005, 0.5),
