@@ -12,12 +12,15 @@ import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import logging  # noqa: E402
 from collections.abc import AsyncIterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 from fastapi import FastAPI  # noqa: E402
+from fastapi.openapi.utils import get_openapi  # noqa: E402
 
 from pricing_api import errors  # noqa: E402
 from pricing_api.middleware import ServingMiddleware  # noqa: E402
 from pricing_api.routes import router  # noqa: E402
+from pricing_api.schemas import BatchRequest, QuoteRequest  # noqa: E402
 from pricing_api.settings import ApiSettings, check_settings  # noqa: E402
 from pricing_api.state import ApiState  # noqa: E402
 
@@ -38,8 +41,31 @@ async def _watch_registry(state: ApiState) -> None:
             state.record_reload(result)
 
 
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema plus the request bodies the quote endpoints parse themselves (and their sub-models)."""
+    if app.openapi_schema is None:
+        doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        components = doc.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        for model in (QuoteRequest, BatchRequest):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas[model.__name__] = body
+        components.setdefault("securitySchemes", {})["HTTPBearer"] = {"type": "http", "scheme": "bearer"}
+        app.openapi_schema = doc
+    return app.openapi_schema
+
+
+def _configure_logging() -> None:
+    """Under a bare uvicorn nobody configured logging: send our records to stderr (no-op if it is configured)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("pricing_api").setLevel(logging.INFO)
+
+
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     """Build the pricing API; the model is loaded and the audit log opened in the lifespan."""
+    _configure_logging()
     settings = settings or ApiSettings()
     check_settings(settings)
     state = ApiState.build(settings)
@@ -71,5 +97,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.api = state
     errors.install(app)
     app.include_router(router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ServingMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
     return app

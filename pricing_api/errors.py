@@ -80,7 +80,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        field = "body" if exc.status_code == 413 else "path"
+        field = "body" if exc.status_code in (400, 413) else "path"
         return JSONResponse(_body(str(exc.detail), [(field, str(exc.detail))]), status_code=exc.status_code,
                             headers=exc.headers)
 

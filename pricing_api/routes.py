@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -65,11 +65,22 @@ def _json(body: object) -> Response:
     return Response(content=to_json(body), media_type="application/json")
 
 
-_QUOTE_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": {"$ref": "#/components/schemas/QuoteRequest"}}}}, "security": [{"HTTPBearer": []}]}
+def _body_doc(model: str) -> dict[str, object]:
+    """OpenAPI text for a JSON body parsed by the endpoint itself (its schema is added in `pricing_api.app`)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{model}"}}}}, "security": [{"HTTPBearer": []}]}
 
 
-@router.post("/v1/quotes", response_model=QuoteResponse, responses=ERROR_RESPONSES, tags=["quotes"], openapi_extra=_QUOTE_BODY)
+def _parse(model: type[QuoteRequest] | type[BatchRequest], raw: bytes) -> Any:
+    """Validate a body straight from bytes (pydantic's JSON parser); errors name fields like FastAPI's would."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+@router.post("/v1/quotes", response_model=QuoteResponse, responses=ERROR_RESPONSES, tags=["quotes"],
+             openapi_extra=_body_doc("QuoteRequest"))
 async def quotes(request: Request) -> Response:
     """Personalised prices for one customer and the items on the page, inside the shop's guardrails.
 
@@ -78,10 +89,7 @@ async def quotes(request: Request) -> Response:
     """
     state: ApiState = request.app.state.api
     _authorise(request, state, "quote")
-    try:
-        body = QuoteRequest.model_validate_json(await request.body())
-    except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    body: QuoteRequest = _parse(QuoteRequest, await request.body())
     limit = state.settings.max_items_per_quote
     if len(body.items) > limit:
         raise RequestProblemsError([("items", f"{len(body.items)} items, at most {limit} per quote (use /v1/quotes/batch)")])
@@ -89,9 +97,13 @@ async def quotes(request: Request) -> Response:
     return _json(await state.batcher.quote(body))
 
 
-@router.post("/v1/quotes/batch", response_model=BatchResponse, responses=ERROR_RESPONSES, tags=["quotes"])
-async def quotes_batch(body: BatchRequest, state: State, _: Annotated[ApiKey, Depends(quote_key)]) -> Response:
+@router.post("/v1/quotes/batch", response_model=BatchResponse, responses=ERROR_RESPONSES, tags=["quotes"],
+             openapi_extra=_body_doc("BatchRequest"))
+async def quotes_batch(request: Request) -> Response:
     """Prices for many customers at once, priced in one vectorised pass (e.g. campaign pre-computation)."""
+    state: ApiState = request.app.state.api
+    _authorise(request, state, "quote")
+    body: BatchRequest = _parse(BatchRequest, await request.body())
     s = state.settings
     problems = []
     if len(body.requests) > s.max_batch_requests:

@@ -1,0 +1,121 @@
+"""Price consistency within a window, the append-only audit log (never a raw id) and the Prometheus metrics."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+from api_world import Api, World, basket
+
+from pricing_api.audit import open_audit
+from pricing_api.consistency import PriceMemory
+
+
+def audit_rows(api: Api) -> list[sqlite3.Row]:
+    time.sleep(0.1)  # audit_flush_seconds=0.01 in tests
+    conn = sqlite3.connect(api.settings.audit_db)
+    conn.row_factory = sqlite3.Row
+    try:
+        return conn.execute("SELECT * FROM quote_audit ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def test_same_customer_product_and_model_keep_their_price(api_for, world: World) -> None:  # type: ignore[no-untyped-def]
+    api: Api = api_for(consistency_window_seconds=3600)
+    cid = world.customers["S1"][1]
+    items = basket(world, n=3)
+    first = api.quote({"shop_id": "S1", "customer_id": cid, "items": items}).json()["quotes"]
+    moved = [{**i, "list_price": round(i["list_price"] * 1.03, 2)} for i in items]  # a 3% list change moves the optimum
+    again = api.quote({"shop_id": "S1", "customer_id": cid, "items": moved}).json()["quotes"]
+    assert [q["price"] for q in again] == [q["price"] for q in first]
+    other = api.quote({"shop_id": "S1", "customer_id": world.customers["S1"][2], "items": moved}).json()["quotes"]
+    free = api_for(consistency_window_seconds=0, audit_db=api.settings.audit_db.with_name("other.sqlite"))
+    fresh = free.quote({"shop_id": "S1", "customer_id": cid, "items": moved}).json()["quotes"]
+    assert [q["price"] for q in fresh] != [q["price"] for q in first]  # without the window the new list prices count
+    assert len(other) == 3
+
+
+def test_prices_survive_a_restart_through_the_audit_log(api_for, world: World) -> None:  # type: ignore[no-untyped-def]
+    api: Api = api_for(consistency_window_seconds=3600)
+    cid = world.customers["S2"][0]
+    items = basket(world, "S2", n=2)
+    first = api.quote({"shop_id": "S2", "customer_id": cid, "items": items}).json()["quotes"]
+    api.client.__exit__(None, None, None)  # flushes the audit log
+    restarted: Api = api_for(consistency_window_seconds=3600)
+    moved = [{**i, "list_price": round(i["list_price"] * 1.03, 2)} for i in items]
+    again = restarted.quote({"shop_id": "S2", "customer_id": cid, "items": moved}).json()["quotes"]
+    assert [q["price"] for q in again] == [q["price"] for q in first]
+
+
+def test_price_memory_window_and_bound() -> None:
+    mem = PriceMemory(window_seconds=10, max_entries=2)
+    keys = [("S1", "v1:a", "p", "m1"), ("S1", "v1:b", "p", "m1"), ("S1", "v1:c", "p", "m1")]
+    inputs = [(10.0, 5.0, None, None)] * 3
+    mem.remember(keys[:1], [9.99], ["none"], inputs[:1], fresh=[True], now=100.0)
+    found = mem.lookup(keys[:1], inputs[:1], now=105.0)
+    assert found is not None and found.price.tolist() == [9.99] and found.same_inputs.tolist() == [True]
+    assert mem.lookup(keys[:1], inputs[:1], now=110.5) is None  # the window is over
+    mem.remember(keys, [1.0, 2.0, 3.0], ["none"] * 3, inputs, fresh=[True] * 3, now=200.0)
+    assert len(mem) == 2 and np.isnan(mem.lookup(keys, inputs, now=201.0).price[0])  # type: ignore[union-attr]
+    assert PriceMemory(window_seconds=0, max_entries=5).lookup(keys, inputs) is None
+
+
+def test_every_quote_is_audited_with_the_pseudonym_only(api: Api, world: World) -> None:
+    cid = world.customers["S1"][3]
+    resp = api.quote({"shop_id": "S1", "customer_id": cid, "items": basket(world, n=2)}).json()
+    api.quote({"shop_id": "S1", "customer_id": "walk-in-7", "items": basket(world, n=1)})
+    rows = audit_rows(api)
+    assert len(rows) == 3
+    first = dict(rows[0])
+    assert first["pseudonym"].startswith(resp["customer"]["pseudonym_prefix"]) and len(first["pseudonym"]) == 67
+    assert first["shop_id"] == "S1" and first["customer_path"] == "known" and first["model_version"] == resp["model_version"]
+    assert first["price"] == resp["quotes"][0]["price"] and first["buy_probability"] == resp["quotes"][0]["buy_probability"]
+    assert first["guardrail"] == resp["quotes"][0]["guardrail"] and first["product_id"] == resp["quotes"][0]["product_id"]
+    assert abs(first["quoted_at"] - time.time()) < 60
+    assert rows[0]["quote_id"] == rows[1]["quote_id"] != rows[2]["quote_id"] and rows[2]["customer_path"] == "cold_start"
+    api.client.__exit__(None, None, None)
+    raw = b"".join(p.read_bytes() for p in api.settings.audit_db.parent.glob("audit.sqlite*"))
+    assert cid.encode() not in raw and b"walk-in-7" not in raw
+
+
+def test_audit_table_refuses_update_and_delete(api: Api, world: World) -> None:
+    api.quote({"shop_id": "S1", "customer_id": "c", "items": basket(world, n=1)})
+    assert len(audit_rows(api)) == 1
+    conn = open_audit(api.settings.audit_db)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only: UPDATE refused"):
+            conn.execute("UPDATE quote_audit SET price = 0")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only: DELETE refused"):
+            conn.execute("DELETE FROM quote_audit")
+    finally:
+        conn.close()
+    assert len(audit_rows(api)) == 1
+
+
+def test_raw_ids_never_reach_the_logs(api: Api, world: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    cid = world.customers["S1"][4]
+    api.quote({"shop_id": "S1", "customer_id": cid, "items": basket(world, n=1)})
+    api.quote({"shop_id": "S1", "customer_id": cid, "items": [{"product_id": "p", "list_price": 1, "unit_cost": 5}]})
+    assert cid not in caplog.text
+
+
+def test_metrics_count_requests_guardrails_cold_starts_and_model(api: Api, world: World) -> None:
+    api.quote({"shop_id": "S1", "customer_id": world.customers["S1"][0], "items": basket(world, n=2)})
+    api.quote({"shop_id": "S1", "customer_id": "stranger", "items": basket(world, n=1)})
+    api.quote({"shop_id": "S1", "customer_id": "stranger", "items": []})
+    text = api.client.get("/metrics").text
+    assert 'fedprice_api_requests_total{method="POST",route="/v1/quotes",status="200"} 2.0' in text
+    assert 'fedprice_api_requests_total{method="POST",route="/v1/quotes",status="422"} 1.0' in text
+    assert 'fedprice_api_request_seconds_count{route="/v1/quotes"} 3.0' in text
+    assert "fedprice_api_cold_start_share 0.5" in text
+    assert 'fedprice_api_quoted_customers_total{path="cold_start"} 1.0' in text
+    counted = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("fedprice_api_quotes_total{"))
+    assert counted == 3.0
+    version = (world.registry / "LATEST").read_text().strip()
+    assert f'fedprice_api_model_info{{version="{version}"}} 1.0' in text
+    api.client.get("/no/such/path")
+    assert 'route="unmatched"' in api.client.get("/metrics").text
