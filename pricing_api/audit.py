@@ -12,7 +12,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,7 @@ class AuditBatch:
     quoted_at: float
     model_version: str
     customers: list[tuple[str, str, str, str, int]]
-    items: dict[str, list[object]]
+    items: dict[str, Sequence[object]]
 
     def __len__(self) -> int:
         return len(self.items["price"])

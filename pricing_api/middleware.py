@@ -24,6 +24,7 @@ class ServingMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,5 +87,10 @@ class ServingMiddleware:
     def _record(self, scope: Scope, status: int, start: float) -> None:
         route: Any = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
-        self.metrics.requests.labels(template, scope.get("method", ""), str(status)).inc()
-        self.metrics.latency.labels(template).observe(time.perf_counter() - start)
+        key = (template, scope.get("method", ""), status)
+        series = self._series.get(key)
+        if series is None:  # label lookups cost a few µs: resolve each (route, method, status) once
+            series = self._series[key] = (self.metrics.requests.labels(template, key[1], str(status)),
+                                          self.metrics.latency.labels(template))
+        series[0].inc()
+        series[1].observe(time.perf_counter() - start)

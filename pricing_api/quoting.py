@@ -87,9 +87,10 @@ class QuoteService:
         counts = np.array([len(r.items) for r in requests])
         owner = np.repeat(np.arange(len(requests)), counts)
         n = len(items)
-        lp = np.fromiter((it.list_price for it in items), np.float64, n)
-        uc = np.fromiter((it.unit_cost for it in items), np.float64, n)
-        comp = np.fromiter((np.nan if it.competitor_price is None else it.competitor_price for it in items), np.float64, n)
+        comp_list = [it.competitor_price for it in items]
+        prices_in = np.array([(it.list_price, it.unit_cost) for it in items], dtype=np.float64).reshape(n, 2)
+        lp, uc = prices_in[:, 0], prices_in[:, 1]
+        comp = np.array([np.nan if v is None else v for v in comp_list], dtype=np.float64)
         pids = [it.product_id for it in items]
 
         # Features: customer block repeated per item, product block from the shop's table (unseen -> defaults).
@@ -125,7 +126,6 @@ class QuoteService:
         version = model.version
         own = owner.tolist()
         keys: list[Key] = [(customers[o].shop_id, customers[o].pseudonym, pid, version) for o, pid in zip(own, pids, strict=True)]
-        comp_list = [it.competitor_price for it in items]
         rail_list = [rails[gi] for gi in group.tolist()] if len(rails) > 1 else [rails[0]] * n
         inputs: list[Inputs] = list(zip(lp.tolist(), uc.tolist(), comp_list, rail_list, strict=True))
         previous = self.memory.lookup(keys, inputs)

@@ -30,19 +30,19 @@ class ApiSettings(BaseSettings):
     api_keys_file: Path = Path("var/api_keys.json")
     guardrails_file: Path | None = None
 
-    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
-    max_items_per_quote: int = Field(1000, ge=1, description="Items in one customer's quote request.")
-    max_batch_items: int = Field(20_000, ge=1, description="Items across all requests of one batch.")
-    max_batch_requests: int = Field(5_000, ge=1, description="Customer requests in one batch.")
-    consistency_window_seconds: float = Field(1800.0, ge=0, description="Same (customer, product, model) -> same price; 0 = off.")
-    consistency_max_entries: int = Field(500_000, ge=1)
-    customer_cache_size: int = Field(100_000, ge=1, description="Decrypted customer feature records kept in memory.")
-    feature_refresh_seconds: float = Field(5.0, ge=0, description="How often to look for shops' new publications.")
-    model_watch_seconds: float = Field(10.0, ge=0, description="How often to look for a new LATEST model; 0 = only on reload.")
-    keys_refresh_seconds: float = Field(5.0, ge=0, description="How often to re-read the API keys file if it changed.")
-    audit_flush_seconds: float = Field(0.05, gt=0, le=5.0, description="Longest time an audit record waits in memory.")
-    timezone: str = Field("UTC", description="Zone whose calendar decides the weekend feature.")
-    torch_threads: int = Field(1, ge=1, description="Torch intra-op threads (1 is fastest for small batches).")
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, description="Larger request bodies get 413.")
+    max_items_per_quote: int = Field(default=1000, ge=1, description="Items in one customer's quote request.")
+    max_batch_items: int = Field(default=20_000, ge=1, description="Items across all requests of one batch.")
+    max_batch_requests: int = Field(default=5_000, ge=1, description="Customer requests in one batch.")
+    consistency_window_seconds: float = Field(default=1800.0, ge=0, description="Price kept per customer+product+model; 0 = off.")
+    consistency_max_entries: int = Field(default=500_000, ge=1)
+    customer_cache_size: int = Field(default=100_000, ge=1, description="Decrypted customer feature records kept in memory.")
+    feature_refresh_seconds: float = Field(default=5.0, ge=0, description="How often to look for shops' new publications.")
+    model_watch_seconds: float = Field(default=10.0, ge=0, description="Polling of the LATEST model; 0 = reload only.")
+    keys_refresh_seconds: float = Field(default=5.0, ge=0, description="How often to re-read the API keys file if it changed.")
+    audit_flush_seconds: float = Field(default=0.05, gt=0, le=5.0, description="Longest time an audit record waits in memory.")
+    timezone: str = Field(default="UTC", description="Zone whose calendar decides the weekend feature.")
+    torch_threads: int = Field(default=1, ge=1, description="Torch intra-op threads (1 is fastest for small batches).")
 
 
 def production_problems(settings: ApiSettings) -> list[str]:
