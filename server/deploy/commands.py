@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +17,7 @@ from server.deploy.connection import DEFAULT_CONNECTION
 from server.deploy.layout import CentralLayout
 from server.deploy.superlink import DEFAULT_PORT
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 CentralDir = Annotated[Path, typer.Option(help="The central team's directory: certs/, superlink/state.db, flwr/config.toml.")]
@@ -163,11 +162,18 @@ def stop(
     console.print(f"run {run_id}: stop requested")
 
 
-def shops(central_dir: CentralDir = Path("var/central")) -> None:
-    """Shops registered from this central directory (node id, key fingerprint)."""
-    from server.deploy.shops import registered_shops
+def shops(central_dir: CentralDir = Path("var/central"), connection: Connection = DEFAULT_CONNECTION) -> None:
+    """Registered shops with their SuperNode id, key fingerprint and live status (online, offline, registered)."""
+    from server.deploy.shops import node_status, registered_shops
 
-    console.print_json(json.dumps({k: asdict(v) for k, v in registered_shops(CentralLayout(central_dir)).items()}))
+    layout = CentralLayout(central_dir)
+    status = node_status(layout, connection=connection)
+    table = Table(title=f"shops registered on '{connection}'")
+    for col in ("shop", "SuperNode", "status", "key fingerprint", "registered (UTC)"):
+        table.add_column(col)
+    for shop, reg in sorted(registered_shops(layout).items()):
+        table.add_row(shop, reg.node_id, status.get(reg.node_id, "unknown"), reg.fingerprint, reg.registered_at)
+    console.print(table)
 
 
 def register_deploy_commands(app: typer.Typer) -> None:

@@ -95,3 +95,9 @@ def register_shop(layout: CentralLayout, shop_id: str, public_key_file: Path, *,
     atomic_write(layout.shops_file, json.dumps(known, indent=1, sort_keys=True).encode(), mode=0o644)
     log.info("registered shop %s as SuperNode %s (%s)", shop_id, reg.node_id, fingerprint)
     return reg
+
+
+def node_status(layout: CentralLayout, *, connection: str = DEFAULT_CONNECTION) -> dict[str, str]:
+    """SuperNode id -> status (registered, online, offline, unregistered) as the SuperLink reports it now."""
+    nodes = flwr_json(layout, ["supernode", "list", connection]).get("nodes", [])
+    return {str(n["node-id"]): str(n["status"]) for n in nodes}
