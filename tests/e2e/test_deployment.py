@@ -143,8 +143,9 @@ def test_three_shops_train_over_tls_survive_a_crash_and_the_api_quotes(federatio
 
     # Meanwhile, a second run asking for more shops than are connected fails with the reason and exit code 70,
     # and a third one, waiting for a 5th shop, is stopped by the central team; neither publishes anything.
-    failing = fed.start("failing-run", ["federation", "run", "--app", str(REPO), "--central-dir", str(fed.layout.root), "--registry",
-                                        str(fed.registry), "--rounds", "1", "--min-shops", "4", "--round-timeout", "3"])
+    failing = fed.start("failing-run", ["federation", "run", "--app", str(REPO), "--central-dir", str(fed.layout.root),
+                                        "--registry", str(fed.registry), "--rounds", "1", "--min-shops", "4",
+                                        "--round-timeout", "3"])
     waiting = launch_run(fed.layout, REPO, {"min-train-nodes": 5, "round-timeout": 120}, registry=fed.registry, stream=False)
     wait_until(lambda: list_runs(fed.layout, run_id=waiting.run_id)[0]["status"] == "running", timeout=90, what="a running run")
     stop_run(fed.layout, waiting.run_id)
