@@ -159,27 +159,37 @@ class Server:
                 self.proc.wait(timeout=5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(url: str, *, lua: Path, bodies: Path, key: str, duration: float, connections: int,
-        delay_ms: float = 0.0) -> dict[str, Any]:
-    """One wrk run; returns requests/s and latency percentiles (ms)."""
+        delay_ms: float = 0.0, pid: int | None = None) -> dict[str, Any]:
+    """One wrk run; returns requests/s, latency percentiles (ms) and the server's CPU per request (µs)."""
     env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_KEY": key, "BENCH_DELAY_MS": f"{delay_ms:.3f}"}
+    cpu0 = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{duration:.0f}s", "--timeout", "5s", "-s", str(lua), url],
                          env=env, capture_output=True, text=True, check=True).stdout
     line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
     r = json.loads(line[len("WRKJSON "):])
     secs = r["duration_us"] / 1e6
+    cpu_us = (cpu_seconds(pid) - cpu0) * 1e6 / max(r["requests"], 1) if pid else float("nan")
     return {"rps": r["requests"] / secs, "requests": r["requests"], "errors": r["errors"], "non_2xx": r["non_2xx"],
+            "server_cpu_us_per_request": cpu_us,
             **{k.replace("_us", "_ms"): r[k] / 1000.0 for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us")}}
 
 
-def batch_timing(base: str, key: str, pool: list[dict[str, Any]], *, items: int, runs: int) -> dict[str, Any]:
-    """Server-side time (Server-Timing) to price one batch of `items` items, first-time customers each run."""
+def batch_timing(base: str, key: str, pool: list[dict[str, Any]], *, items: int, runs: int, pid: int) -> dict[str, Any]:
+    """Server-side time to price one batch of `items` items (Server-Timing `price`: from the received body to the
+    serialised response) and the server's CPU for it; other customers each run, so nothing is reused."""
     import httpx
 
     per_request = 100
     n_req = items // per_request
     product_ids = [f"sku-{j:05d}" for j in range(per_request)]
-    times, client = [], []
+    times, client, cpu = [], [], []
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60.0) as http:
         for run in range(runs + 1):
             reqs = []
@@ -190,18 +200,23 @@ def batch_timing(base: str, key: str, pool: list[dict[str, Any]], *, items: int,
                          for j, pid in enumerate(product_ids[len(known):])]
                 reqs.append({"shop_id": src["shop_id"], "customer_id": f"{src['customer_id']}" if run else f"warm-{i}",
                              "items": (known + extra)[:per_request]})
-            t0 = time.perf_counter()
-            resp = http.post("/v1/quotes/batch", json={"requests": reqs})
+            payload = json.dumps({"requests": reqs}).encode()
+            time.sleep(0.3)  # the previous batch's audit rows are written meanwhile
+            c0, t0 = cpu_seconds(pid), time.perf_counter()
+            resp = http.post("/v1/quotes/batch", content=payload, headers={"Content-Type": "application/json"})
             took = (time.perf_counter() - t0) * 1000.0
+            used = (cpu_seconds(pid) - c0) * 1000.0
             resp.raise_for_status()
             n_items = sum(len(r["quotes"]) for r in resp.json()["results"])
             if n_items != items:
                 raise RuntimeError(f"batch priced {n_items} items, expected {items}")
             if run:  # run 0 warms caches
-                times.append(float(resp.headers["server-timing"].split("dur=")[1]))
+                timing = dict(part.strip().split(";dur=") for part in resp.headers["server-timing"].split(","))
+                times.append(float(timing["price"]))  # body received -> response ready (parse, price, serialise)
                 client.append(took)
+                cpu.append(used)
     return {"items": items, "server_ms_median": statistics.median(times), "server_ms_max": max(times),
-            "client_ms_median": statistics.median(client), "runs": runs}
+            "client_ms_median": statistics.median(client), "server_cpu_ms_median": statistics.median(cpu), "runs": runs}
 
 
 def main() -> int:
@@ -258,9 +273,10 @@ def main() -> int:
         wrk(b_url, duration=3, **common)
         # Alternate the two endpoints, so load from anything else on the machine hits both alike; keep the medians.
         q_runs, b_runs = [], []
+        load_before = os.getloadavg()
         for _ in range(args.rounds):
-            q_runs.append(wrk(q_url, duration=args.duration, **common))
-            b_runs.append(wrk(b_url, duration=args.duration, **common))
+            q_runs.append(wrk(q_url, duration=args.duration, pid=quote.proc.pid, **common))
+            b_runs.append(wrk(b_url, duration=args.duration, pid=bare.proc.pid, **common))
         q_max = sorted(q_runs, key=lambda r: r["rps"])[len(q_runs) // 2]
         b_max = sorted(b_runs, key=lambda r: r["rps"])[len(b_runs) // 2]
         half = q_max["rps"] / 2
@@ -268,7 +284,8 @@ def main() -> int:
         q_half = wrk(q_url, duration=args.duration, delay_ms=delay, **common)
         if q_half["rps"] < 0.9 * half:  # each connection also waits for its responses: correct the pacing once
             q_half = wrk(q_url, duration=args.duration, delay_ms=delay * q_half["rps"] / half, **common)
-        batch = batch_timing(f"http://127.0.0.1:{quote.port}", key, pool, items=args.batch_items, runs=args.batch_runs)
+        batch = batch_timing(f"http://127.0.0.1:{quote.port}", key, pool, items=args.batch_items, runs=args.batch_runs,
+                             pid=quote.proc.pid)
     finally:
         for s in servers:
             s.stop()
@@ -276,6 +293,9 @@ def main() -> int:
         "quote_max": q_max, "bare_max": b_max, "quote_half_load": {**q_half, "target_rps": half}, "batch": batch,
         "throughput_ratio": q_max["rps"] / b_max["rps"],
         "round_ratios": [q["rps"] / b["rps"] for q, b in zip(q_runs, b_runs, strict=True)],
+        "cpu_ratio": statistics.median(b["server_cpu_us_per_request"] for b in b_runs)
+        / statistics.median(q["server_cpu_us_per_request"] for q in q_runs),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
         "p99_ms_at_half_load": q_half["p99_ms"], "batch_10k_ms": batch["server_ms_median"] * 10_000 / batch["items"],
         "settings": {"uvicorn": UVICORN_FLAGS, "wrk": f"-t1 -c{args.connections} -d{args.duration:.0f}s",
                      "items_per_quote": args.items, "cpus": os.cpu_count()},
@@ -297,8 +317,12 @@ def report(r: dict[str, Any]) -> None:
     print(f"POST /v1/quotes (half): {h['rps']:8.0f} req/s (target {h['target_rps']:.0f})  p50 {h['p50_ms']:.2f} ms  "
           f"p90 {h['p90_ms']:.2f} ms  p99 {h['p99_ms']:.2f} ms  errors {h['errors'] + h['non_2xx']}")
     print(f"batch of {bt['items']} items : server {bt['server_ms_median']:.1f} ms median (max {bt['server_ms_max']:.1f}), "
-          f"client round trip {bt['client_ms_median']:.1f} ms, {bt['runs']} runs")
+          f"client round trip {bt['client_ms_median']:.1f} ms, server CPU {bt['server_cpu_ms_median']:.1f} ms, {bt['runs']} runs")
     print("per-round throughput ratios: " + ", ".join(f"{x:.2f}" for x in r["round_ratios"]))
+    print(f"server CPU per request: quote {q['server_cpu_us_per_request']:.0f} µs, bare {b['server_cpu_us_per_request']:.0f} µs "
+          f"-> capacity ratio {r['cpu_ratio']:.2f} (robust to other load on the machine)")
+    la = r["load_average"]
+    print(f"machine load average (1 min) before/after: {la['before'][0]:.1f} / {la['after'][0]:.1f} on {os.cpu_count()} CPUs")
     print("\nratio / target                         value    target   verdict")
     rows = (("quote throughput / bare", r["throughput_ratio"], TARGETS["throughput_ratio"], "high"),
             ("p99 at half load (ms)", r["p99_ms_at_half_load"], TARGETS["p99_ms_at_half_load"], "low"),

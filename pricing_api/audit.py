@@ -39,7 +39,6 @@ CREATE TABLE IF NOT EXISTS quote_audit (
     reused INTEGER NOT NULL,            -- 1 when the price repeats an earlier quote (consistency window)
     model_version TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS quote_audit_time ON quote_audit (quoted_at);
 CREATE TRIGGER IF NOT EXISTS quote_audit_no_update BEFORE UPDATE ON quote_audit
 BEGIN SELECT RAISE(ABORT, 'quote_audit is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS quote_audit_no_delete BEFORE DELETE ON quote_audit
@@ -152,11 +151,25 @@ class AuditLog:
             self._thread.join(timeout=30)
         self._conn.close()
 
-    def recent(self, since: float, limit: int) -> list[tuple[object, ...]]:
-        """First-time quotes since `since` (oldest first): what the consistency memory is warmed with."""
+    def recent(self, since: float, limit: int, *, chunk: int = 20_000) -> list[tuple[object, ...]]:
+        """First-time quotes since `since` (oldest first): what the consistency memory is warmed with.
+
+        Rows are appended in time order, so this walks back from the newest id in chunks and stops at the
+        first row older than `since` (no time index to maintain on every insert).
+        """
+        out: list[tuple[object, ...]] = []
+        upper = None
         with self._db_lock:
-            rows = self._conn.execute(
-                "SELECT shop_id, pseudonym, product_id, model_version, price, guardrail, list_price, unit_cost, competitor_price,"
-                " quoted_at FROM quote_audit WHERE quoted_at >= ? AND reused = 0 ORDER BY id DESC LIMIT ?",
-                (since, limit)).fetchall()
-        return list(reversed(rows))
+            while len(out) < limit:
+                rows = self._conn.execute(
+                    "SELECT id, shop_id, pseudonym, product_id, model_version, price, guardrail, list_price, unit_cost,"
+                    " competitor_price, quoted_at, reused FROM quote_audit WHERE id < ? ORDER BY id DESC LIMIT ?",
+                    (upper if upper is not None else 2**63 - 1, chunk)).fetchall()
+                if not rows:
+                    break
+                upper = rows[-1][0]
+                fresh = [r for r in rows if float(r[10]) >= since]
+                out.extend(r[1:11] for r in fresh if r[11] == 0)
+                if len(fresh) < len(rows):
+                    break
+        return list(reversed(out[:limit]))

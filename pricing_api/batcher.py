@@ -1,9 +1,10 @@
 """Micro-batching: single-customer quotes that arrive together are priced in one vectorised pass.
 
-No request waits for company. The first quote schedules a flush with `call_soon`, which runs after the
-callbacks the event loop already has queued: the other requests that arrived in the same loop turn join
-the batch; under light load a batch is one request. A batch that fails (one bad request) is priced again
-request by request, so one request's error never reaches another.
+No request waits for a timer. The first quote schedules a flush with `call_soon`, which runs after the
+callbacks the event loop already has queued: requests that arrived in the same loop turn join the batch.
+While the batch keeps growing from one loop turn to the next (the server is busy), the flush steps back
+one more turn, at most MAX_TURNS times; under light load a batch is one request, priced a turn later. A
+batch that fails (one bad request) is priced again request by request, so no error reaches another.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pricing_api.quoting import QuoteService
 from pricing_api.schemas import QuoteRequest
 
 log = logging.getLogger(__name__)
+MAX_TURNS = 3  # loop turns a batch may wait while it is still growing
+MAX_WAITING = 256  # requests; a batch this large is priced at once
 
 
 class QuoteBatcher:
@@ -29,6 +32,8 @@ class QuoteBatcher:
         self.max_items = max_items
         self._pending: list[tuple[QuoteRequest, asyncio.Future[dict[str, Any]]]] = []
         self._scheduled = False
+        self._turns = 0
+        self._seen = 0
         self.batches = 0
         self.requests = 0
 
@@ -43,7 +48,14 @@ class QuoteBatcher:
         return await future
 
     def _flush(self) -> None:
+        grew = len(self._pending) > self._seen
+        if grew and self._turns < MAX_TURNS and len(self._pending) < MAX_WAITING:
+            self._turns += 1
+            self._seen = len(self._pending)
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
         self._scheduled = False
+        self._turns = self._seen = 0
         pending, self._pending = self._pending, []
         chunk: list[tuple[QuoteRequest, asyncio.Future[dict[str, Any]]]] = []
         items = 0
