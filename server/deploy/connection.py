@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
+import tomllib
 from pathlib import Path
 from typing import Any
 
-import tomli
 import tomli_w
 from flwr.cli.constant import DEFAULT_FLOWER_CONFIG_TOML
 
@@ -30,8 +30,8 @@ def write_connection(flwr_home: Path, *, address: str, ca_cert: Path, name: str 
         raise ConfigError(f"SuperLink address '{address}' must be host:port")
     path = config_path(flwr_home)
     try:
-        doc: dict[str, Any] = tomli.loads(path.read_text() if path.exists() else DEFAULT_FLOWER_CONFIG_TOML)
-    except tomli.TOMLDecodeError as exc:
+        doc: dict[str, Any] = tomllib.loads(path.read_text() if path.exists() else DEFAULT_FLOWER_CONFIG_TOML)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
     links = doc.setdefault("superlink", {})
     links[name] = {"address": address, "root-certificates": str(ca_cert.resolve()), "insecure": False}
@@ -45,7 +45,7 @@ def write_connection(flwr_home: Path, *, address: str, ca_cert: Path, name: str 
 def read_connection(flwr_home: Path, name: str = DEFAULT_CONNECTION) -> dict[str, Any]:
     """The `[superlink.<name>]` table, or a ConfigError saying which command writes it."""
     path = config_path(flwr_home)
-    doc = tomli.loads(path.read_text()) if path.exists() else {}
+    doc = tomllib.loads(path.read_text()) if path.exists() else {}
     conn = doc.get("superlink", {}).get(name)
     if not isinstance(conn, dict):
         raise ConfigError(f"no SuperLink connection '{name}' in {path}: start the SuperLink with "

@@ -149,6 +149,9 @@ def launch_run(layout: CentralLayout, app_dir: Path, overrides: Mapping[str, Any
     status = str(runs[0]["status"]) if runs else "unknown"
     details = str(runs[0].get("status-details", "")) if runs else ""
     outcome = RunOutcome(run_id, status, "" if details == "N/A" else details, published_versions(registry).get(run_id))
+    if stream and not status.startswith("finished"):
+        raise RunFailed(f"the log stream of run {run_id} ended while the run is {status}: "
+                        f"follow it with `fedprice federation log {run_id} --follow`")
     if stream and status != "finished:completed":
         raise RunFailed(f"run {run_id} ended {status}: {outcome.details or 'see `fedprice federation log ' + run_id + '`'}; "
                         "the registry keeps its previous model")
