@@ -93,35 +93,7 @@ class QuoteService:
         comp = np.array([np.nan if v is None else v for v in comp_list], dtype=np.float64)
         pids = [it.product_id for it in items]
 
-        # Features: customer block repeated per item, product block from the shop's table (unseen -> defaults).
-        cust_block = np.repeat(np.stack([c.record.vector for c in customers]), counts, axis=0)
-        prod_block = np.empty((n, 4), np.float32)
-        pc = np.zeros(n)
-        sc = np.zeros(n)
-        known_product = np.zeros(n, dtype=bool)
-        start = 0
-        for r, c, k in zip(requests, customers, counts.tolist(), strict=True):
-            cat = self.features.catalogue(r.shop_id)
-            rows = [cat.index.get(p, -1) for p in pids[start : start + k]]
-            sl = slice(start, start + k)
-            idx = np.array(rows, dtype=np.intp)
-            hit = idx >= 0
-            known_product[sl] = hit
-            prod_block[sl][hit] = cat.block[idx[hit]]
-            if c.record.known:
-                prods, subs = c.record.products, c.record.subclasses
-                pc[sl] = [prods.get(p, 0) for p in pids[start : start + k]]
-                sc[sl] = [subs.get(cat.subclass[j], 0) if j >= 0 else 0 for j in rows]
-            start += k
-        if not known_product.all():
-            miss = ~known_product
-            zero = np.zeros(int(miss.sum()))
-            prod_block[miss] = product_features({"buy_rate": zero, "ref_price": lp[miss], "price_cv": zero},
-                                                known=np.zeros(len(zero)))
-        n_visits = np.repeat(np.array([c.record.n_visits for c in customers]), counts)
-        weekend = np.full(n, datetime.now(self.zone).weekday() >= 5, dtype=np.float32)
-        x = assemble(cust_block, prod_block, pair_features(pc, sc, n_visits), weekend)
-
+        x, known_product = self._features(requests, customers, counts, pids, lp)
         rails, group = self._rails(requests, items, counts)
         version = model.version
         own = owner.tolist()
@@ -151,6 +123,43 @@ class QuoteService:
         self._audit(customers, counts.tolist(), items, known_product.tolist(), prices, probs, margins, labels,
                     priced.reused.tolist(), version, now)
         return self._bodies(requests, customers, counts, items, known_product, prices, probs, margins, labels, version)
+
+    def _features(self, requests: list[QuoteRequest], customers: list[_Customer], counts: np.ndarray, pids: list[str],
+                  lp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model inputs per item and whether the shop knows each product.
+
+        The customer block is repeated per item; the product block comes from the shop's table (an unseen
+        product gets the defaults, with its list price as reference); pair counts from the customer's history.
+        """
+        n = len(pids)
+        cust_block = np.repeat(np.stack([c.record.vector for c in customers]), counts, axis=0)
+        prod_block = np.empty((n, 4), np.float32)
+        pc = np.zeros(n)
+        sc = np.zeros(n)
+        known_product = np.zeros(n, dtype=bool)
+        start = 0
+        for r, c, k in zip(requests, customers, counts.tolist(), strict=True):
+            cat = self.features.catalogue(r.shop_id)
+            rows = [cat.index.get(p, -1) for p in pids[start : start + k]]
+            sl = slice(start, start + k)
+            idx = np.array(rows, dtype=np.intp)
+            hit = idx >= 0
+            known_product[sl] = hit
+            prod_block[sl][hit] = cat.block[idx[hit]]
+            if c.record.known:
+                prods, subs = c.record.products, c.record.subclasses
+                pc[sl] = [prods.get(p, 0) for p in pids[start : start + k]]
+                sc[sl] = [subs.get(cat.subclass[j], 0) if j >= 0 else 0 for j in rows]
+            start += k
+        if not known_product.all():
+            miss = ~known_product
+            zero = np.zeros(int(miss.sum()))
+            prod_block[miss] = product_features({"buy_rate": zero, "ref_price": lp[miss], "price_cv": zero},
+                                                known=np.zeros(len(zero)))
+        n_visits = np.repeat(np.array([c.record.n_visits for c in customers]), counts)
+        weekend = np.full(n, datetime.now(self.zone).weekday() >= 5, dtype=np.float32)
+        return assemble(cust_block, prod_block, pair_features(pc, sc, n_visits), weekend), known_product
+
 
     def _rails(self, requests: list[QuoteRequest], items: list[Any], counts: np.ndarray) -> tuple[list[Guardrails], np.ndarray]:
         """Distinct guardrails of the items and each item's index into them (by shop and category)."""

@@ -1,0 +1,48 @@
+"""The numpy forward pass used for small requests gives the demand model's own (mu, s)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from api_world import World
+from torch import nn
+
+from demand.model import DemandModel, predict
+from demand.schema import N_FEATURES
+from pricing_api.fast_forward import compile_forward
+
+
+def test_numpy_forward_matches_torch_on_the_trained_model(world: World) -> None:
+    model = DemandModel()
+    model.load_state_dict(world.trained_state())
+    forward, engine = compile_forward(model, N_FEATURES)
+    assert engine == "numpy"
+    x = np.random.default_rng(1).normal(size=(37, N_FEATURES)).astype(np.float32)
+    mu, s = forward(x)
+    mu_t, s_t = predict(model, x)
+    assert np.abs(mu - mu_t).max() < 1e-5 and np.abs(s - s_t).max() < 1e-5
+    assert (s > 0).all()
+
+
+def test_a_model_numpy_cannot_copy_keeps_torch() -> None:
+    model = DemandModel()
+    model.body[2] = nn.GELU()  # a layer the numpy path does not implement
+    forward, engine = compile_forward(model, N_FEATURES)
+    assert engine == "torch"
+    x = np.zeros((2, N_FEATURES), np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x))[0].numpy()
+    assert np.allclose(forward(x)[0], expected)
+
+
+def test_a_model_whose_forward_changed_keeps_torch() -> None:
+    class Shifted(DemandModel):
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            mu, s = super().forward(x)
+            return mu + 0.5, s
+
+    model = Shifted()
+    forward, engine = compile_forward(model, N_FEATURES)
+    assert engine == "torch"
+    x = np.zeros((1, N_FEATURES), np.float32)
+    assert np.allclose(forward(x)[0], predict(model, x)[0])
