@@ -43,6 +43,7 @@ def simulate(
     console.print(f"published model {manifest['version']}")
 
 
-from simulation.eval_cli import evaluate  # noqa: E402
+from simulation.eval_cli import evaluate, evaluate_tafeng  # noqa: E402
 
 app.command("evaluate")(evaluate)
+app.command("evaluate-tafeng")(evaluate_tafeng)

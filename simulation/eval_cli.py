@@ -43,3 +43,18 @@ def evaluate(
 
     report = run_evaluation(out, EvalSettings.small() if small else EvalSettings())
     _print(report, out)
+
+
+def evaluate_tafeng(
+    out: Annotated[Path, typer.Option(help="Output directory (report, plots, and a work/ directory).")] = Path(
+        "var/evaluation/tafeng"),
+    cache_dir: Annotated[Path, typer.Option(help="Download cache of the verified Ta Feng wheel.")] = Path("var/cache"),
+    epsilon: Annotated[float, typer.Option(help="Epsilon per shop of the federated DP run.")] = 3.0,
+    rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 5,
+    max_customers: Annotated[int | None, typer.Option(help="Keep only this many customers per shop.")] = None,
+) -> None:
+    """Semi-synthetic: a central non-private model on all Ta Feng shops is the truth; score the federated DP prices."""
+    from simulation.evaluate_tafeng import TafengSettings, run_tafeng_evaluation
+
+    settings = TafengSettings(rounds=rounds, epsilon=epsilon, max_customers=max_customers)
+    _print(run_tafeng_evaluation(out, cache_dir=cache_dir, settings=settings), out)

@@ -24,9 +24,9 @@ from simulation.diagnostics import learnability, scale_bias
 from simulation.evaldata import EvalData, synthetic_data
 from simulation.plots import write_plots
 from simulation.report import write_report
-from simulation.results import Scored, fill_captured, score, score_model, score_per_shop
-from simulation.rounds import FederatedRun, run_federation
-from simulation.scorecard import captured_share, demand_prices, guarded, outcomes, uniform_prices
+from simulation.results import Scored, fill_captured, profit_by_round, score, score_federated, score_model, score_per_shop
+from simulation.rounds import run_federation
+from simulation.scorecard import demand_prices, guarded, uniform_prices
 from simulation.scoring import build_scoring_set
 from simulation.synthetic import MarketConfig, MarketTruth, generate_market
 
@@ -62,27 +62,6 @@ def _prepare(settings: EvalSettings, work: Path) -> tuple[MarketTruth, list[Shop
     priced = set(truth.catalogue["product_id"].astype(str))
     sets = [build_scoring_set(p, priced_products=priced, scratch=work) for p in paths]
     return truth, paths, synthetic_data(sets, truth)
-
-
-def _federated(data: EvalData, name: str, run: FederatedRun, epsilon: float | None) -> Scored:
-    per_shop = run.manifest["privacy"]["per_shop"]
-    scored = score_model(
-        data, name, "federated", run.model, epsilon_target=epsilon,
-        epsilon_per_shop={s: v.get("epsilon") for s, v in sorted(per_shop.items())},
-        rounds_completed=run.manifest.get("rounds_completed"), seconds=round(run.seconds, 1),
-        ledgers_written=run.ledgers_written, model_version=run.manifest.get("version"),
-    )
-    if epsilon is None and run.ledgers_written:
-        raise RuntimeError(f"{run.name}: non-private run wrote privacy ledgers for {run.ledgers_written}")
-    return scored
-
-
-def _profit_by_round(data: EvalData, run: FederatedRun, uniform: float, oracle: float) -> list[dict[str, float]]:
-    out = []
-    for k, model in enumerate(run.round_models, start=1):
-        profit = outcomes(data.rows, demand_prices(data.rows, *data.model_curves(model)))["profit"]
-        out.append({"round": k, "profit": profit, "captured_share": captured_share(profit, uniform=uniform, oracle=oracle)})
-    return out
 
 
 def targets(results: dict[str, Scored], seconds: float) -> dict[str, Any]:
@@ -135,11 +114,11 @@ def run_evaluation(out_dir: Path, settings: EvalSettings | None = None) -> dict[
     runs = {name: run_federation(name.replace(" ", "-").replace("=", ""), prepared_dir=work / "market",
                                  work_dir=work / "runs", shops=shops, rounds=settings.rounds, epsilon=eps)
             for name, eps in settings_fed}
-    federated = [_federated(data, name, runs[name], eps) for name, eps in settings_fed]
+    federated = [score_federated(data, name, runs[name], eps) for name, eps in settings_fed]
     stages["federated"] = time.perf_counter() - t
     results = [oracle, uniform, seed, alone, central, *federated, central_one]
     fill_captured(results, uniform=uniform, oracle=oracle)
-    by_round = {name: _profit_by_round(data, run, uniform.outcome["profit"], oracle.outcome["profit"])
+    by_round = {name: profit_by_round(data, run, uniform.outcome["profit"], oracle.outcome["profit"])
                 for name, run in runs.items()}
     seconds = time.perf_counter() - started
     report = {

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 from scipy.special import expit  # noqa: E402
 
 from simulation.evaldata import EvalData  # noqa: E402
@@ -36,6 +37,7 @@ def captured_vs_epsilon(path: Path, results: list[Scored]) -> None:
     if dp:
         ax.plot([r.extra["epsilon_target"] for r in dp], [100 * r.captured for r in dp], "o-", label="federated DP")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks([r.extra["epsilon_target"] for r in dp], [f"{r.extra['epsilon_target']:g}" for r in dp])
     styles = ["--", ":", "-.", (0, (5, 1)), (0, (1, 3)), (0, (3, 3))]
     refs = [r for r in results if r.kind != "federated" or r.extra.get("epsilon_target") is None]

@@ -16,6 +16,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("buyers_below_list", "buyers paying below list"), ("epsilon", "epsilon per shop"),
 )
 HELD_OUT = ("log_loss", "auc", "calibration_error")
+LEGEND = ("Profit, revenue and consumer surplus are expected values under the true demand, summed over the held-out "
+          "month's customers x priced products (one offer each), every price inside the default guardrails. Captured share "
+          "= (profit - uniform) / (oracle - uniform). Held-out metrics are on the shops' real held-out offers. 'Buyers "
+          "paying below list' is the share of expected purchases made at a price below the list price.")
 
 
 def jsonable(value: Any) -> Any:
@@ -84,12 +88,9 @@ def _targets(t: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown(report: dict[str, Any], title: str) -> str:
+def markdown(report: dict[str, Any], title: str, intro: str = "") -> str:
     """The human-readable report."""
-    lines = [f"# {title}", "", "Profit, revenue and consumer surplus are expected values under the true demand, summed "
-             "over the held-out month's customers x priced products (one offer each). Captured share = (profit - uniform) "
-             "/ (oracle - uniform). Held-out metrics are on the shops' real held-out offers. 'Buyers paying below list' is "
-             "the share of expected purchases made at a price below the list price.", "", *table(report["results"]), ""]
+    lines = [f"# {title}", "", *([intro, ""] if intro else []), LEGEND, "", *table(report["results"]), ""]
     if "targets" in report:
         lines += ["## Targets (issue 3, 'done when')", "", *_targets(report["targets"]), ""]
     if "learnability" in report:
@@ -117,10 +118,11 @@ def markdown(report: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
-def write_report(out_dir: Path, report: dict[str, Any], *, title: str, stem: str = "evaluation") -> dict[str, str]:
+def write_report(out_dir: Path, report: dict[str, Any], *, title: str, stem: str = "evaluation", intro: str = ""
+                 ) -> dict[str, str]:
     """Write `<stem>.json` and `<stem>.md` under `out_dir`; returns their paths relative to it."""
     files = {"json": f"{stem}.json", "markdown": f"{stem}.md"}
     report.setdefault("files", {}).update(files)
     atomic_write(out_dir / files["json"], json.dumps(jsonable(report), indent=1, allow_nan=False).encode(), mode=0o644)
-    atomic_write(out_dir / files["markdown"], markdown(report, title).encode(), mode=0o644)
+    atomic_write(out_dir / files["markdown"], markdown(report, title, intro).encode(), mode=0o644)
     return files

@@ -12,6 +12,7 @@ from demand.guardrails import GuardedPrices
 from demand.metrics import summarise
 from demand.model import DemandModel, buy_probability
 from simulation.evaldata import EvalData
+from simulation.rounds import FederatedRun
 from simulation.scorecard import captured_share, demand_prices, outcomes
 
 
@@ -73,3 +74,26 @@ def fill_captured(results: list[Scored], *, uniform: Scored, oracle: Scored) -> 
     for r in results:
         r.captured = captured_share(r.outcome["profit"], uniform=uniform.outcome["profit"],
                                     oracle=oracle.outcome["profit"])
+
+
+def score_federated(data: EvalData, name: str, run: FederatedRun, epsilon: float | None) -> Scored:
+    """Score a federated run's final model, with its privacy figures; a non-private run must not touch a ledger."""
+    per_shop = run.manifest["privacy"]["per_shop"]
+    scored = score_model(
+        data, name, "federated", run.model, epsilon_target=epsilon,
+        epsilon_per_shop={s: v.get("epsilon") for s, v in sorted(per_shop.items())},
+        rounds_completed=run.manifest.get("rounds_completed"), seconds=round(run.seconds, 1),
+        ledgers_written=run.ledgers_written, model_version=run.manifest.get("version"),
+    )
+    if epsilon is None and run.ledgers_written:
+        raise RuntimeError(f"{run.name}: non-private run wrote privacy ledgers for {run.ledgers_written}")
+    return scored
+
+
+def profit_by_round(data: EvalData, run: FederatedRun, uniform: float, oracle: float) -> list[dict[str, float]]:
+    """Expected profit and captured share of the global model after every round."""
+    out = []
+    for k, model in enumerate(run.round_models, start=1):
+        profit = outcomes(data.rows, demand_prices(data.rows, *data.model_curves(model)))["profit"]
+        out.append({"round": k, "profit": profit, "captured_share": captured_share(profit, uniform=uniform, oracle=oracle)})
+    return out
