@@ -63,8 +63,8 @@ def dp_enabled(cfg: dict[str, Any]) -> bool:
 
 
 def _train_without_dp(msg: Message, shop_id: str, examples: CustomerExamples, cfg: dict[str, Any]) -> Message:
-    """The non-private baseline: plain local Adam epochs, no ledger charge, epsilon reported as infinite."""
-    log.warning("shop %s: dp-enabled=false: training WITHOUT differential privacy (no epsilon is charged)", shop_id)
+    """The non-private baseline: plain local Adam epochs; the ledger records the round as unprotected (epsilon infinite)."""
+    log.warning("shop %s: dp-enabled=false: training WITHOUT differential privacy (ledger now reports epsilon = inf)", shop_id)
     model = DemandModel()
     model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
     server_round = int(msg.content.config_records["config"]["server-round"])  # type: ignore[arg-type]
@@ -89,10 +89,20 @@ def train(msg: Message, context: Context) -> Message:
     try:
         keyring = paths.keyring(create=False)
         examples = load_train(paths, keyring)
-        if not dp_enabled(cfg):
-            return _train_without_dp(msg, paths.shop_id, examples, cfg)
         store = paths.ledger_store(keyring)
         ledger = store.load(budget=shop_budget(context, cfg, paths.shop_id), delta=delta_for(len(examples)))
+        if not dp_enabled(cfg):
+            if "shop-id" in context.node_config and str(context.node_config.get("allow-non-private", "")).lower() != "true":
+                reason = (f"shop {paths.shop_id}: refused to train without differential privacy (the run asked for "
+                          "dp-enabled=false; a shop opts in only with node_config allow-non-private=true)")
+                log.warning("%s", reason)
+                return _error(msg, SHOP_FAILED, reason)
+            # the shop's ledger must say so: from now on its epsilon is infinite
+            ledger.record_unprotected(run_id=str(msg.metadata.run_id),
+                                      server_round=int(msg.content.config_records["config"]["server-round"]),  # type: ignore[arg-type]
+                                      reason="dp-enabled=false: weights released without DP")
+            store.save(ledger)
+            return _train_without_dp(msg, paths.shop_id, examples, cfg)
         model = DemandModel()
         model.load_state_dict(msg.content.array_records["arrays"].to_torch_state_dict())
         server_round = int(msg.content.config_records["config"]["server-round"])  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from rich.logging import RichHandler
 def configure(verbose: bool = False) -> None:
     """Route logs through rich; INFO for fedprice packages, WARNING for third parties."""
     logging.basicConfig(level=logging.WARNING, format="%(message)s", datefmt="[%X]",
-                        handlers=[RichHandler(console=Console(width=None if sys.stdout.isatty() else 140),
+                        handlers=[RichHandler(console=Console(stderr=True, width=None if sys.stderr.isatty() else 140),
                                                   show_path=False, markup=False)], force=True)
     for name in ("fedprice", "client", "server", "privacy", "pricing_api", "simulation", "feature_store", "demand"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.INFO)
