@@ -72,13 +72,14 @@ def synthetic_data(sets: list[ScoringSet], truth: MarketTruth) -> EvalData:
     mus, scales, held_p = [], [], []
     staple = truth.staple_product_id
     for s in sets:
-        mu, scale = truth.true_demand(shop_id=s.shop_id, customer_ids=s.customer_id, product_ids=s.product_id)
+        mu, scale = truth.true_demand(shop_id=s.shop_id, customer_ids=s.customer_id.tolist(),
+                                      product_ids=s.product_id.tolist())
         mus.append(mu)
         scales.append(scale)
         p = np.ones(len(s.held_out_product))  # the staple is bought on every visit by construction
         priced = s.held_out_product != staple
-        hm, hs = truth.true_demand(shop_id=s.shop_id, customer_ids=s.held_out_customer[priced],
-                                   product_ids=s.held_out_product[priced])
+        hm, hs = truth.true_demand(shop_id=s.shop_id, customer_ids=s.held_out_customer[priced].tolist(),
+                                   product_ids=s.held_out_product[priced].tolist())
         lp = cat["list_price"].reindex(s.held_out_product[priced]).to_numpy(np.float64)
         p[priced] = expit((hm - s.held_out_price[priced] / lp) / hs)
         held_p.append(p)

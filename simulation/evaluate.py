@@ -121,7 +121,7 @@ def run_evaluation(out_dir: Path, settings: EvalSettings | None = None) -> dict[
     by_round = {name: profit_by_round(data, run, uniform.outcome["profit"], oracle.outcome["profit"])
                 for name, run in runs.items()}
     seconds = time.perf_counter() - started
-    report = {
+    report: dict[str, Any] = {
         "market": {"config": asdict(settings.market), "stats": {k: v for k, v in truth.stats.items() if k != "base_rate_at_list"},
                    "pricing_rows": len(rows), "held_out_offers": len(data.held_out)},
         "settings": {"rounds": settings.rounds, "epsilons": list(settings.epsilons), "train": asdict(settings.train),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +71,13 @@ def test_report_files_are_written_and_hold_no_customer_ids(evaluation) -> None: 
         data = (out / report["files"][key]).read_bytes()
         assert data.startswith(PNG_MAGIC) and len(data) > 10_000, key
     truth = load_truth(out / "work" / "market")
-    text = (out / "evaluation.json").read_text() + md
-    assert not [c for c in truth.customers["customer_id"] if c in text]
+    numbers = set(re.findall(r"[0-9]+", (out / "evaluation.json").read_text() + md))  # whole digit runs only
+    assert numbers.isdisjoint(set(truth.customers["customer_id"]))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 target not met on this market: the learned price sensitivity is off by "
-                                       "10-35%, which costs more than the whole uniform-to-oracle gap (0.65% of profit); "
-                                       "see evaluation.md 'How much there is to learn'")
+@pytest.mark.xfail(strict=True, reason="issue 3 target not met: the learned scale (price sensitivity) is 1.1-1.4x the true "
+                                       "one, which costs more than the whole uniform-to-oracle gap (0.65% of profit here); "
+                                       "see evaluation.md 'How much there is to learn'. Remove this mark once it passes.")
 def test_oracle_beats_centralised_beats_federated_dp_beats_uniform(evaluation) -> None:  # type: ignore[no-untyped-def]
     _, report = evaluation
     rows = _by_name(report)
