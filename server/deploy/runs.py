@@ -153,6 +153,7 @@ def launch_run(layout: CentralLayout, app_dir: Path, overrides: Mapping[str, Any
         raise RunFailed(f"the log stream of run {run_id} ended while the run is {status}: "
                         f"follow it with `fedprice federation log {run_id} --follow`")
     if stream and status != "finished:completed":
-        raise RunFailed(f"run {run_id} ended {status}: {outcome.details or 'see `fedprice federation log ' + run_id + '`'}; "
-                        "the registry keeps its previous model")
+        reason = outcome.details or f"see `fedprice federation log {run_id}`"
+        kept = "" if "keeps its previous model" in reason else "; the registry keeps its previous model"
+        raise RunFailed(f"run {run_id} ended {status}: {reason}{kept}")
     return outcome
