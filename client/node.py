@@ -78,7 +78,6 @@ class SuperNodeSettings:
     ca_cert: Path
     port: int = DEFAULT_RUNTIME_PORT
     epsilon_budget: float | None = None
-    max_wait_time: float | None = None
 
 
 def supernode_command(paths: ShopPaths, s: SuperNodeSettings) -> list[str]:
@@ -102,8 +101,6 @@ def supernode_command(paths: ShopPaths, s: SuperNodeSettings) -> list[str]:
     cmd = [str(binary) if binary.exists() else "flower-supernode", "--superlink", s.superlink,
            "--root-certificates", str(s.ca_cert.resolve()), "--auth-supernode-private-key", str(private.resolve()),
            "--node-config", node_config, "--port", str(s.port)]
-    if s.max_wait_time is not None:
-        cmd += ["--max-wait-time", str(s.max_wait_time)]
     return cmd
 
 

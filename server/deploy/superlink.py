@@ -8,6 +8,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def exec_superlink(s: SuperLinkSettings) -> None:
     os.execvpe(cmd[0], cmd, env)
 
 
-def wait_for_tls(address: str, ca_cert: Path, *, timeout: float = 60.0, alive: object = None) -> None:
+def wait_for_tls(address: str, ca_cert: Path, *, timeout: float = 60.0, alive: Callable[[], bool] | None = None) -> None:
     """Wait until `address` completes a TLS handshake verified against `ca_cert` (host name checked)."""
     host, port = address.rsplit(":", 1)
     host = host.strip("[]")
@@ -78,7 +79,7 @@ def wait_for_tls(address: str, ca_cert: Path, *, timeout: float = 60.0, alive: o
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
-        if callable(alive) and not alive():
+        if alive is not None and not alive():
             raise FedpriceError(f"the SuperLink process exited before {address} accepted TLS connections")
         try:
             with socket.create_connection((host, int(port)), timeout=2.0) as raw, \
