@@ -103,6 +103,8 @@ def run_federation(name: str, *, prepared_dir: Path, work_dir: Path, shops: list
     if len(states) != rounds:
         log.warning("%s: %d of %d rounds produced an aggregated model", name, len(states), rounds)
     ledgers = [s for s in shops if (shops_dir / s / "ledger.enc").exists()]
+    for shop in shops:  # the copies' examples duplicate the prepared shops; keys and ledgers stay for inspection
+        shutil.rmtree(shops_dir / shop / "prepared", ignore_errors=True)
     log.info("%s: %d rounds in %.0f s", name, len(states), seconds)
     return FederatedRun(name=name, model=_model(states[-1]), round_models=[_model(s) for s in states],
                         manifest=manifest, seconds=seconds, ledgers_written=ledgers)
