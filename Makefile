@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 
-.PHONY: env demo demo-fast test lint evaluate serve bench federation-demo clean
+.PHONY: env demo demo-fast test lint evaluate evaluate-tafeng privacy-report serve bench federation-demo clean
 
 env: $(STAMP)
 
@@ -37,6 +37,12 @@ lint: env
 
 evaluate: env  ## pricing against ground truth on the synthetic market
 	$(BIN)/fedprice sim evaluate
+
+evaluate-tafeng: env  ## semi-synthetic pricing evaluation on Ta Feng (~3-4 min)
+	$(BIN)/fedprice sim evaluate-tafeng
+
+privacy-report: env  ## the demo shops' privacy report (after `make demo`)
+	$(BIN)/fedprice shop privacy-report --all --shops-dir var/demo/shops
 
 serve: env  ## the pricing API on the newest model of the demo's registry (run `make demo` first)
 	FEDPRICE_API_REGISTRY_DIR=var/demo/registry FEDPRICE_API_PUBLIC_KEY=var/demo/central/keys/signing.pub \
