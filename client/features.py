@@ -144,7 +144,7 @@ def offers_for_month(
     price = prices.to_numpy()[day, p_idx]
     return pd.DataFrame(
         {"customer": cust, "date": date, "product_id": prod, "p_idx": p_idx, "bought": bought,
-         "price_ratio": price / ref[p_idx], "weekend": pd.DatetimeIndex(date).dayofweek >= 5}
+         "price_ratio": price / ref[p_idx], "weekend": pd.DatetimeIndex(date).day_of_week >= 5}
     )
 
 
