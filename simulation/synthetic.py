@@ -4,10 +4,17 @@ Demand model (the same logistic form the product learns, see design §4): custom
 product j at price p buys with P = sigmoid((mu_ij - p / r_j) / s_ij), where r_j is the list price,
 
     mu_ij = base_j + age_effect[age_i, subclass_j] + segment_effect[segment_i, subclass_j] + taste_i
-    s_ij  = scale_j * scale_factor_i.
+    s_ij  = scale_j * scale_factor_i,
+    scale_factor_i ∝ exp(taste_gamma * z(taste_i) + age_scale_slope * z(age_i)) * (deal_scale if deal seeker)
+                     * hidden_i.
 
-The age group is recorded in the export; the segment and the personal taste are latent and show
-only through what a customer buys. The taste is orthogonalised against the age and segment
+Price sensitivity varies as in real retail and shows in behaviour: a customer with a strong taste
+for the shop's goods is less price-sensitive (larger s), older customers are less sensitive, and
+deal-seekers (a shop-specific share) are much more sensitive, so they buy more on promotion and at
+lower paid-price ratios (what the pipeline's promo-share and price-ratio features see). A small
+log-normal factor (`scale_customer_sd`) stays purely hidden. The age group is recorded in the
+export; the segment, the taste and the deal-seeking trait are latent and show only through what a
+customer buys. The taste is orthogonalised against the age and segment
 dummies and scaled so it holds exactly `taste_share` of the variance of mu across customers.
 Product bases and one global scale multiplier are calibrated so each product's base purchase rate
 at list price hits its target and the mean elasticity at list price, -(1 - P) / s over offers,
@@ -66,14 +73,15 @@ class ShopSpec:
     age_tilt: float = 0.0  # > 0 shifts the age mix older
     taste_shift: float = 0.0  # shop mean of the raw latent taste, in taste standard deviations
     visit_rate: float = 0.075  # mean visits per customer per day before seasonality
+    deal_share: float = 0.3  # share of deal-seekers (much more price-sensitive customers)
 
 
 DEFAULT_SHOPS: tuple[ShopSpec, ...] = (
-    ShopSpec("S1", 4000, age_tilt=0.0, taste_shift=0.0, visit_rate=0.080),
-    ShopSpec("S2", 2600, age_tilt=0.6, taste_shift=0.4, visit_rate=0.070),
-    ShopSpec("S3", 1800, age_tilt=-0.6, taste_shift=-0.3, visit_rate=0.090),
-    ShopSpec("S4", 1200, age_tilt=0.3, taste_shift=0.6, visit_rate=0.060),
-    ShopSpec("S5", 700, age_tilt=-0.3, taste_shift=-0.6, visit_rate=0.075),
+    ShopSpec("S1", 4000, age_tilt=0.0, taste_shift=0.0, visit_rate=0.080, deal_share=0.30),
+    ShopSpec("S2", 2600, age_tilt=0.6, taste_shift=0.4, visit_rate=0.070, deal_share=0.20),
+    ShopSpec("S3", 1800, age_tilt=-0.6, taste_shift=-0.3, visit_rate=0.090, deal_share=0.40),
+    ShopSpec("S4", 1200, age_tilt=0.3, taste_shift=0.6, visit_rate=0.060, deal_share=0.25),
+    ShopSpec("S5", 700, age_tilt=-0.3, taste_shift=-0.6, visit_rate=0.075, deal_share=0.45),
 )
 
 
@@ -97,7 +105,10 @@ class MarketConfig:
     age_effect_sd: float = 0.10  # list-price units
     segment_effect_sd: float = 0.16  # list-price units
     taste_share: float = 0.30
-    scale_customer_sd: float = 0.10  # log-sd of the per-customer factor on the scale
+    scale_customer_sd: float = 0.03  # log-sd of the purely hidden per-customer factor on the scale
+    taste_scale_gamma: float = 0.25  # log-scale change per taste standard deviation (taste lowers sensitivity)
+    age_scale_slope: float = 0.10  # log-scale change per standard deviation of age group (older: less sensitive)
+    deal_scale: float = 0.55  # scale multiplier of deal-seekers (< 1: more price-sensitive)
     visit_rate_sd: float = 0.6  # log-sd of personal visit rates
     age_missing_rate: float = 0.03
     price_noise: float = 0.10
@@ -122,9 +133,9 @@ class MarketConfig:
     def small(cls, seed: int = 7) -> MarketConfig:
         """A three-shop, twelve-product market for tests (generates in well under a second)."""
         shops = (
-            ShopSpec("S1", 300, age_tilt=0.0, taste_shift=0.0, visit_rate=0.08),
-            ShopSpec("S2", 220, age_tilt=0.6, taste_shift=0.5, visit_rate=0.07),
-            ShopSpec("S3", 150, age_tilt=-0.6, taste_shift=-0.5, visit_rate=0.09),
+            ShopSpec("S1", 300, age_tilt=0.0, taste_shift=0.0, visit_rate=0.08, deal_share=0.30),
+            ShopSpec("S2", 220, age_tilt=0.6, taste_shift=0.5, visit_rate=0.07, deal_share=0.20),
+            ShopSpec("S3", 150, age_tilt=-0.6, taste_shift=-0.5, visit_rate=0.09, deal_share=0.40),
         )
         return cls(seed=seed, shops=shops, n_products=12, n_subclasses=4, n_segments=3)
 
@@ -156,6 +167,8 @@ def _config_problems(cfg: MarketConfig) -> list[str]:
         (cfg.n_segments >= 1, "n_segments must be >= 1"),
         (0.0 <= cfg.taste_share < 1.0, "taste_share must be in [0, 1)"),
         (cfg.target_elasticity < 0, "target_elasticity must be negative"),
+        (cfg.deal_scale > 0, "deal_scale must be positive"),
+        (all(0.0 <= s.deal_share <= 1.0 for s in cfg.shops), "deal_share must be in [0, 1]"),
         (0 < cfg.base_rate_range[0] <= cfg.base_rate_range[1] < 1, "base_rate_range must lie in (0, 1)"),
         (abs(sum(cfg.amount_probs) - 1.0) < 1e-9, "amount_probs must sum to 1"),
         (cfg.line_ending in ("\n", "\r\n"), "line_ending must be LF or CRLF"),
@@ -282,7 +295,8 @@ class _Customers:
     age_recorded: list[str]
     segment: IntArray
     visit_rate: FloatArray
-    scale_factor: FloatArray
+    hidden_factor: FloatArray
+    deal_seeker: npt.NDArray[np.bool_]
     taste_raw: FloatArray
 
 
@@ -325,7 +339,7 @@ def _draw_effects(cfg: MarketConfig, rng: np.random.Generator) -> tuple[FloatArr
 def _draw_customers(cfg: MarketConfig, rng: np.random.Generator) -> _Customers:
     """Customers of every shop with their shop-specific age and segment mixes."""
     z = np.linspace(-1.0, 1.0, len(AGE_GROUPS))
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("shop", "age", "seg", "rate", "taste")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("shop", "age", "seg", "rate", "taste", "deal")}
     for s, shop in enumerate(cfg.shops):
         n = shop.n_customers
         age_mix = _BASE_AGE_MIX * np.exp(shop.age_tilt * z)
@@ -335,6 +349,7 @@ def _draw_customers(cfg: MarketConfig, rng: np.random.Generator) -> _Customers:
         parts["seg"].append(rng.choice(cfg.n_segments, n, p=seg_mix))
         parts["rate"].append(shop.visit_rate * _lognormal_unit_mean(rng, cfg.visit_rate_sd, n))
         parts["taste"].append(shop.taste_shift + rng.standard_normal(n))
+        parts["deal"].append(rng.random(n) < shop.deal_share)
     total = sum(s.n_customers for s in cfg.shops)
     age_idx = np.concatenate(parts["age"]).astype(np.int64)
     missing = rng.random(total) < cfg.age_missing_rate
@@ -346,9 +361,20 @@ def _draw_customers(cfg: MarketConfig, rng: np.random.Generator) -> _Customers:
         age_recorded=["" if m else AGE_GROUPS[a] for a, m in zip(age_idx, missing, strict=True)],
         segment=np.concatenate(parts["seg"]).astype(np.int64),
         visit_rate=np.concatenate(parts["rate"]),
-        scale_factor=_lognormal_unit_mean(rng, cfg.scale_customer_sd, total),
+        hidden_factor=_lognormal_unit_mean(rng, cfg.scale_customer_sd, total),
+        deal_seeker=np.concatenate(parts["deal"]).astype(bool),
         taste_raw=np.concatenate(parts["taste"]),
     )
+
+
+def _scale_factor(cfg: MarketConfig, c: _Customers, taste: FloatArray) -> FloatArray:
+    """Per-customer scale multiplier (mean one): taste and age lower sensitivity, deal-seeking raises it."""
+    z_age = np.linspace(-1.0, 1.0, len(AGE_GROUPS))
+    z_age = (z_age - z_age.mean()) / z_age.std()
+    z_taste = taste / taste.std() if taste.std() > 0 else np.zeros_like(taste)
+    log_f = cfg.taste_scale_gamma * z_taste + cfg.age_scale_slope * z_age[c.age_idx]
+    factor = np.exp(log_f) * np.where(c.deal_seeker, cfg.deal_scale, 1.0) * c.hidden_factor
+    return np.asarray(factor / factor.mean(), dtype=np.float64)
 
 
 def _lognormal_unit_mean(rng: np.random.Generator, sd: float, size: int) -> FloatArray:
@@ -559,7 +585,7 @@ def load_truth(out_dir: Path) -> MarketTruth:
 # Orchestration
 
 
-def _customer_frame(cfg: MarketConfig, c: _Customers, taste: FloatArray) -> pd.DataFrame:
+def _customer_frame(cfg: MarketConfig, c: _Customers, taste: FloatArray, factor: FloatArray) -> pd.DataFrame:
     """The customers truth table (n_visits filled in after simulation)."""
     return pd.DataFrame({
         "shop_id": np.asarray([s.shop_id for s in cfg.shops])[c.shop_idx],
@@ -568,7 +594,9 @@ def _customer_frame(cfg: MarketConfig, c: _Customers, taste: FloatArray) -> pd.D
         "age_group_recorded": c.age_recorded,
         "segment": c.segment,
         "taste": taste,
-        "scale_factor": c.scale_factor,
+        "scale_factor": factor,
+        "hidden_scale_factor": c.hidden_factor,
+        "deal_seeker": c.deal_seeker,
         "visit_rate": c.visit_rate,
         "n_visits": np.zeros(len(taste), dtype=np.int64),
     })
@@ -642,12 +670,13 @@ def generate_market(config: MarketConfig, out_dir: Path) -> MarketTruth:
     shift = age_eff[c.age_idx[:, None], sub] + seg_eff[c.segment[:, None], sub]
     taste = _scale_taste(c.taste_raw, c.age_idx, c.segment, shift, config.taste_share)
     loc = shift + taste[:, None]
+    factor = _scale_factor(config, c, taste)
     days, day_factor = _calendar(config)
     expected_visits = c.visit_rate * day_factor.sum()
-    base, scale, kappa = _calibrate(config, cat, loc, c.scale_factor, expected_visits, rng_cal)
+    base, scale, kappa = _calibrate(config, cat, loc, factor, expected_visits, rng_cal)
     mu = base[None, :] + loc
-    s = scale[None, :] * c.scale_factor[:, None]
-    customers = _customer_frame(config, c, taste)
+    s = scale[None, :] * factor[:, None]
+    customers = _customer_frame(config, c, taste, factor)
     labels = [f"{d.month}/{d.day}/{d.year}" for d in days]
     results, price_frames = [], []
     for k, shop in enumerate(config.shops):
