@@ -112,6 +112,7 @@ class MarketConfig:
     visit_rate_sd: float = 0.6  # log-sd of personal visit rates
     age_missing_rate: float = 0.03
     price_noise: float = 0.10
+    price_hold_days: int = 7  # a regular price holds this many days (per product, random phase), as shelf prices do
     promo_start_rate: float = 0.02  # per product per shop per day
     promo_days: tuple[int, int] = (3, 6)
     promo_depth: tuple[float, float] = (0.15, 0.25)
@@ -163,6 +164,7 @@ def _config_problems(cfg: MarketConfig) -> list[str]:
         (len(set(ids)) == len(ids), "shop ids must be unique"),
         (all(s.n_customers > 0 and s.visit_rate > 0 for s in cfg.shops), "shops need customers and visits"),
         (cfg.n_days > 0, "n_days must be positive"),
+        (cfg.price_hold_days >= 1, "price_hold_days must be >= 1"),
         (1 <= cfg.n_subclasses <= cfg.n_products, "need 1 <= n_subclasses <= n_products"),
         (cfg.n_segments >= 1, "n_segments must be >= 1"),
         (0.0 <= cfg.taste_share < 1.0, "taste_share must be in [0, 1)"),
@@ -460,7 +462,9 @@ def _draw_prices(
     for offset in range(cfg.promo_days[1]):
         active = starts[: d - offset] & (length[: d - offset] > offset)
         promo_depth[offset:] = np.maximum(promo_depth[offset:], np.where(active, depth[: d - offset], 0.0))
-    noise = rng.uniform(-cfg.price_noise, cfg.price_noise, (d, n))
+    hold = cfg.price_hold_days
+    block = (np.arange(d)[:, None] + rng.integers(0, hold, n)[None, :]) // hold
+    noise = np.take_along_axis(rng.uniform(-cfg.price_noise, cfg.price_noise, (d // hold + 2, n)), block, axis=0)
     price = np.where(promo_depth > 0, lp * (1.0 - promo_depth), lp * (1.0 + noise))
     competitor = lp * (1.0 + rng.uniform(-cfg.competitor_noise, cfg.competitor_noise, (d, n)))
     return _to_price(price), _to_price(competitor), promo_depth > 0
