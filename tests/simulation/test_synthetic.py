@@ -197,9 +197,10 @@ def test_demand_falls_with_price_in_the_truth(small: tuple[MarketTruth, Path]) -
     buys = df.groupby(["date", "PRODUCT_ID"]).size().rename("buys")
     offers = prices.join(buys, on=["date", "product_id"]).fillna({"buys": 0})
     offers["visits"] = offers["date"].map(visits)
-    by_promo = offers.groupby("promo")[["buys", "visits"]].sum()
-    rate = by_promo["buys"] / by_promo["visits"]
-    assert rate[True] > 1.2 * rate[False]
+    # Per product (the pooled rate would mix popular and unpopular products' promotion days).
+    by_promo = offers.groupby(["product_id", "promo"])[["buys", "visits"]].sum().unstack("promo").dropna()
+    lift = (by_promo["buys"][True] / by_promo["visits"][True]) / (by_promo["buys"][False] / by_promo["visits"][False])
+    assert float(np.median(lift)) > 1.2
 
 
 def test_recorded_purchases_match_the_true_demand(small: tuple[MarketTruth, Path]) -> None:
@@ -300,3 +301,43 @@ def test_config_validation_collects_every_problem() -> None:
         MarketConfig(taste_share=1.0, n_days=0)
     assert "taste_share must be in [0, 1)" in str(err.value)
     assert "n_days must be positive" in str(err.value)
+
+
+def test_price_sensitivity_follows_taste_age_and_deal_seeking(default: tuple[MarketTruth, Path]) -> None:
+    truth, _ = default
+    cust = truth.customers
+    log_f = np.log(cust["scale_factor"].to_numpy())
+    # Real heterogeneity in price sensitivity, mostly explained by traits rather than the hidden factor.
+    assert log_f.std() > 0.25
+    assert np.log(cust["hidden_scale_factor"]).std() < 0.05
+    # Deal-seekers are much more price-sensitive (smaller scale); a stronger taste means less sensitivity.
+    by_deal = cust.groupby("deal_seeker")["scale_factor"].mean()
+    assert by_deal[True] < 0.7 * by_deal[False]
+    regular = ~cust["deal_seeker"].to_numpy()
+    assert np.corrcoef(cust["taste"].to_numpy()[regular], log_f[regular])[0, 1] > 0.5
+    older = cust["age_group"].isin(AGE_GROUPS[6:]).to_numpy()
+    young = cust["age_group"].isin(AGE_GROUPS[:2]).to_numpy()
+    assert log_f[regular & older].mean() > log_f[regular & young].mean()
+    shares = cust.groupby("shop_id")["deal_seeker"].mean()
+    assert shares.max() - shares.min() > 0.1
+
+
+def test_deal_seekers_show_in_the_export(default: tuple[MarketTruth, Path]) -> None:
+    truth, out = default
+    lines = read_export(out, "S1")
+    lines = lines[lines["PRODUCT_ID"] != truth.staple_product_id]
+    list_price = truth.catalogue.set_index("product_id")["list_price"]
+    ratio = lines["SALES_PRICE"].astype(float) / lines["AMOUNT"].astype(float) / lines["PRODUCT_ID"].map(list_price)
+    deal = lines["CUSTOMER_ID"].map(truth.customers.set_index("customer_id")["deal_seeker"]).astype(bool)
+    promo_share = (ratio < 0.88).groupby(deal).mean()
+    mean_ratio = ratio.groupby(deal).mean()
+    # Deal-seekers buy more on promotion and pay lower prices relative to list, as in real retail.
+    assert promo_share[True] > 1.1 * promo_share[False]
+    assert mean_ratio[True] < mean_ratio[False] - 0.005
+
+
+def test_regular_prices_hold_for_days(small: tuple[MarketTruth, Path]) -> None:
+    truth, _ = small
+    prices = truth.prices[(truth.prices["shop_id"] == "S1") & ~truth.prices["promo"]]
+    changes = prices.sort_values("date").groupby("product_id")["price"].apply(lambda s: (s.diff().fillna(0) != 0).mean())
+    assert float(changes.mean()) < 0.3
