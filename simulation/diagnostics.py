@@ -1,7 +1,7 @@
 """How learnable the market's personalisation gain is: oracles that lack one piece of the truth.
 
 Each variant prices with the true demand curve minus one ingredient (the latent taste, the
-per-customer price-sensitivity factor) or with the scale mis-stated by a few percent, and reports
+per-customer price-sensitivity factor, or only its purely hidden part) or with the scale mis-stated by a few percent, and reports
 the share of the uniform-to-oracle gap it still captures. A learner can only approach the variants
 whose missing piece it cannot observe either.
 """
@@ -26,6 +26,8 @@ def learnability(data: EvalData, truth: MarketTruth, *, uniform_profit: float, o
     cust = truth.customers.set_index("customer_id")
     taste = cust["taste"].reindex(data.customer).to_numpy(np.float64)
     factor = cust["scale_factor"].reindex(data.customer).to_numpy(np.float64)
+    hidden = (cust["hidden_scale_factor"].reindex(data.customer).to_numpy(np.float64)
+              if "hidden_scale_factor" in cust else factor)
     shop_taste = pd.Series(taste).groupby(data.shop).transform("mean").to_numpy()
 
     def captured(mu: np.ndarray, scale: np.ndarray) -> float:
@@ -37,6 +39,7 @@ def learnability(data: EvalData, truth: MarketTruth, *, uniform_profit: float, o
         "oracle without the per-customer price-sensitivity factor": captured(rows.true_mu, rows.true_s / factor),
         "oracle without taste and without the sensitivity factor": captured(rows.true_mu - taste + shop_taste,
                                                                             rows.true_s / factor),
+        "oracle without only the hidden part of the sensitivity factor": captured(rows.true_mu, rows.true_s / hidden),
     }
     for k in SCALE_ERRORS:
         variants[f"oracle with every scale s x {k:g}"] = captured(rows.true_mu, rows.true_s * k)
