@@ -42,5 +42,5 @@ def run() -> None:
     try:
         app(standalone_mode=False)
     except FedpriceError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        Console(stderr=True, width=200).print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise SystemExit(exc.exit_code) from None
