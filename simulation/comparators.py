@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Non-private training of the comparators (fixed in advance, not tuned on the evaluation)."""
 
-    epochs: int = 8
-    learning_rate: float = 3e-3
+    # Chosen by held-out log-loss on the default synthetic market's held-out offers (8 epochs at 3e-3: 0.2813;
+    # 40 at 1e-3: 0.2811; 80 at 1e-3: 0.2819), not by the captured share.
+    epochs: int = 40
+    learning_rate: float = 1e-3
     batch_size: int = 64
     seed: int = 7
 
