@@ -16,13 +16,23 @@ from privacy_shops import copy_exports, prepare_copies
 
 from client.storage import ShopPaths, load_train
 from client.train import DPConfig, train_round
+from demand.examples import CustomerExamples
 from demand.model import DemandModel
 from fedprice.errors import BudgetExhaustedError
 from privacy.accounting import epsilon
 from privacy.ledger import PrivacyLedger
 
-# S1 has 286 training customers: batches of 15 give 20 batches, so q = 1/20 = 0.05 and 20 steps a round.
-GOLDEN = DPConfig(batch_size=15)
+STEPS = 20  # the first 20*B customers in batches of B: 20 batches a round, q = 1/20 = 0.05 (the golden setting)
+
+
+def golden(examples: CustomerExamples) -> tuple[CustomerExamples, DPConfig]:
+    """A whole number of batches of this shop's customers, so that q is exactly 0.05."""
+    batch = len(examples) // STEPS
+    n = batch * STEPS
+    sub = CustomerExamples(x=examples.x[:n], price_ratio=examples.price_ratio[:n], bought=examples.bought[:n],
+                           weight=examples.weight[:n])
+    return sub, DPConfig(batch_size=batch)
+
 RUN = "run-7"
 PLANNED = 30  # rounds the federation plans for epsilon 3 in the budget test
 
@@ -31,13 +41,17 @@ ROUND_IN_NEW_PROCESS = textwrap.dedent("""
     from pathlib import Path
     from client.storage import ShopPaths, load_train
     from client.train import DPConfig, train_round
+    from demand.examples import CustomerExamples
     from demand.model import DemandModel
     paths = ShopPaths("S1", Path(sys.argv[1]))
     ring = paths.keyring(create=False)
     store = paths.ledger_store(ring)
     ledger = store.load()
-    train_round(DemandModel(), load_train(paths, ring), ledger, run_id=sys.argv[2], server_round=int(sys.argv[3]),
-                rounds_total=5, config=DPConfig(batch_size=15), seed=3)
+    ex, batch = load_train(paths, ring), int(sys.argv[4])
+    n = 20 * batch
+    ex = CustomerExamples(x=ex.x[:n], price_ratio=ex.price_ratio[:n], bought=ex.bought[:n], weight=ex.weight[:n])
+    train_round(DemandModel(), ex, ledger, run_id=sys.argv[2], server_round=int(sys.argv[3]),
+                rounds_total=5, config=DPConfig(batch_size=batch), seed=3)
     store.save(ledger)
 """)
 
@@ -52,8 +66,8 @@ def _round_in_this_process(paths: ShopPaths, rnd: int) -> None:
     ring = paths.keyring(create=False)  # fresh objects every round: nothing carried in memory
     store = paths.ledger_store(ring)
     ledger = store.load()
-    train_round(DemandModel(), load_train(paths, ring), ledger, run_id=RUN, server_round=rnd, rounds_total=5,
-                config=GOLDEN, seed=rnd)
+    examples, config = golden(load_train(paths, ring))
+    train_round(DemandModel(), examples, ledger, run_id=RUN, server_round=rnd, rounds_total=5, config=config, seed=rnd)
     store.save(ledger)
 
 
@@ -65,7 +79,8 @@ def test_a_shop_restarted_mid_run_keeps_its_epsilon_which_matches_the_golden_val
     eps = []
     for rnd in range(1, 6):
         if rnd == 3:  # the shop's process restarts in the middle of the run
-            out = subprocess.run([sys.executable, "-c", ROUND_IN_NEW_PROCESS, str(shop.root), RUN, "3"],
+            batch = golden(load_train(shop, shop.keyring(create=False)))[1].batch_size
+            out = subprocess.run([sys.executable, "-c", ROUND_IN_NEW_PROCESS, str(shop.root), RUN, "3", str(batch)],
                                  capture_output=True, text=True, timeout=300)
             assert out.returncode == 0, out.stderr[-2000:]
         else:
@@ -88,12 +103,12 @@ def test_training_really_uses_poisson_sampling(shop: ShopPaths, monkeypatch: pyt
         return out
 
     monkeypatch.setattr(PrivacyEngine, "make_private", spy)
-    examples = load_train(shop, shop.keyring(create=False))
+    examples, config = golden(load_train(shop, shop.keyring(create=False)))
     ledger = PrivacyLedger(shop_id="S1", budget=8.0, delta=1e-5)
-    train_round(DemandModel(), examples, ledger, run_id="p", server_round=1, rounds_total=1, config=GOLDEN, seed=0)
+    train_round(DemandModel(), examples, ledger, run_id="p", server_round=1, rounds_total=1, config=config, seed=0)
     assert seen["poisson_sampling"] is True and isinstance(seen["loader"], DPDataLoader)
     sizes = [len(batch[0]) for _ in range(3) for batch in seen["loader"]]
-    assert len(set(sizes)) > 3 and abs(sum(sizes) / len(sizes) - 286 / 20) < 3  # random sizes around q * N
+    assert len(set(sizes)) > 3 and abs(sum(sizes) / len(sizes) - len(examples) / STEPS) < 3  # random sizes around q * N
     assert ledger.report()["poisson_sampling"] is True
 
 
