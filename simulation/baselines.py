@@ -9,6 +9,7 @@ from client.storage import ShopPaths, load_test, load_train
 from demand.examples import CustomerExamples, OfferRows
 from demand.model import DemandModel
 from demand.training import fit
+from simulation import comparators
 
 
 def pooled(shops: list[ShopPaths]) -> tuple[CustomerExamples, OfferRows]:
@@ -18,10 +19,7 @@ def pooled(shops: list[ShopPaths]) -> tuple[CustomerExamples, OfferRows]:
         ring = paths.keyring(create=False)
         trains.append(load_train(paths, ring))
         tests.append(load_test(paths, ring))
-    train = CustomerExamples(
-        x=np.concatenate([t.x for t in trains]), price_ratio=np.concatenate([t.price_ratio for t in trains]),
-        bought=np.concatenate([t.bought for t in trains]), weight=np.concatenate([t.weight for t in trains]),
-    )
+    train = comparators.pooled(trains)
     return train, OfferRows.concat(tests)
 
 
