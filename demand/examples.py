@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Self
 
 import numpy as np
 from safetensors.numpy import load as st_load
@@ -10,70 +11,53 @@ from safetensors.numpy import save as st_save
 
 
 @dataclass(frozen=True)
-class CustomerExamples:
-    """One training example per customer: a padded set of offer rows (weight 0 = padding)."""
+class _Rows:
+    """Four aligned arrays of offer rows; the leading axis is what `len` counts."""
 
-    x: np.ndarray  # [n_customers, rows, n_features] float32
-    price_ratio: np.ndarray  # [n_customers, rows] float32
-    bought: np.ndarray  # [n_customers, rows] float32
-    weight: np.ndarray  # [n_customers, rows] float32
+    x: np.ndarray
+    price_ratio: np.ndarray
+    bought: np.ndarray
+    weight: np.ndarray
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def to_bytes(self) -> bytes:
         """Serialise to safetensors bytes."""
-        return st_save(
-            {"x": self.x, "price_ratio": self.price_ratio, "bought": self.bought, "weight": self.weight}
-        )
+        return st_save(self._arrays())
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> CustomerExamples:
+    def from_bytes(cls, data: bytes) -> Self:
         """Deserialise from safetensors bytes."""
         t = st_load(data)
-        return cls(x=t["x"], price_ratio=t["price_ratio"], bought=t["bought"], weight=t["weight"])
+        return cls(**{f.name: t[f.name] for f in fields(cls)})
+
+    @classmethod
+    def concat(cls, parts: list[Self]) -> Self:
+        """Stack several shops' rows (or customers) along the leading axis."""
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class CustomerExamples(_Rows):
+    """One training example per customer: a padded set of offer rows (weight 0 = padding).
+
+    x [n_customers, rows, n_features]; price_ratio, bought, weight [n_customers, rows]; float32.
+    """
 
     def flat(self) -> OfferRows:
         """All real (non-padding) rows, with their weights, as flat offer rows."""
         mask = self.weight > 0
-        return OfferRows(
-            x=self.x[mask],
-            price_ratio=self.price_ratio[mask],
-            bought=self.bought[mask],
-            weight=self.weight[mask],
-        )
+        return OfferRows(x=self.x[mask], price_ratio=self.price_ratio[mask], bought=self.bought[mask],
+                         weight=self.weight[mask])
 
 
 @dataclass(frozen=True)
-class OfferRows:
-    """Flat offer rows (held-out evaluation): one row per (visit, candidate product)."""
+class OfferRows(_Rows):
+    """Flat offer rows (held-out evaluation): one row per (visit, candidate product).
 
-    x: np.ndarray  # [n_rows, n_features] float32
-    price_ratio: np.ndarray  # [n_rows] float32
-    bought: np.ndarray  # [n_rows] float32
-    weight: np.ndarray  # [n_rows] float32 (1 for held-out rows: nothing is subsampled there)
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def to_bytes(self) -> bytes:
-        """Serialise to safetensors bytes."""
-        return st_save(
-            {"x": self.x, "price_ratio": self.price_ratio, "bought": self.bought, "weight": self.weight}
-        )
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> OfferRows:
-        """Deserialise from safetensors bytes."""
-        t = st_load(data)
-        return cls(x=t["x"], price_ratio=t["price_ratio"], bought=t["bought"], weight=t["weight"])
-
-    @staticmethod
-    def concat(parts: list[OfferRows]) -> OfferRows:
-        """Stack several shops' rows."""
-        return OfferRows(
-            x=np.concatenate([p.x for p in parts]),
-            price_ratio=np.concatenate([p.price_ratio for p in parts]),
-            bought=np.concatenate([p.bought for p in parts]),
-            weight=np.concatenate([p.weight for p in parts]),
-        )
+    x [n_rows, n_features]; price_ratio, bought, weight [n_rows] (weight 1 for held-out rows); float32.
+    """

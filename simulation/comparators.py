@@ -40,12 +40,7 @@ def load_shop_examples(shops: list[ShopPaths]) -> dict[str, CustomerExamples]:
 
 def pooled(examples: list[CustomerExamples]) -> CustomerExamples:
     """Several shops' customers in one set (what no real shop may do)."""
-    return CustomerExamples(
-        x=np.concatenate([e.x for e in examples]),
-        price_ratio=np.concatenate([e.price_ratio for e in examples]),
-        bought=np.concatenate([e.bought for e in examples]),
-        weight=np.concatenate([e.weight for e in examples]),
-    )
+    return CustomerExamples.concat(examples)
 
 
 def train_demand_model(examples: CustomerExamples, settings: TrainSettings, *, epochs: int | None = None) -> DemandModel:
