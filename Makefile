@@ -13,7 +13,7 @@ env: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) (Python 3.11)"; exit 1; }
-	@echo ">> creating the environment in $(VENV) (torch 2.13.0 CPU, flwr 1.42, opacus 1.6, fastapi; ~1-2 min)"
+	@echo ">> creating the environment in $(VENV) (torch 2.13.0 CPU, flwr 1.42, opacus 1.6, fastapi; about a minute)"
 	@test -d $(VENV) || $(PY) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@$(BIN)/pip install -q torch==2.13.0
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo ">> environment ready: $(VENV)"
 
-demo: env  ## the main job on the real Ta Feng data (~2-3 min after installation)
+demo: env  ## the main job on the real Ta Feng data (~3-4 min after installation)
 	$(BIN)/fedprice demo
 
 demo-fast: env  ## a small slice of the same job (~1 min)

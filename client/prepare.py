@@ -11,6 +11,7 @@ from client.ingest import ingest_export
 from client.publish import publish_features
 from client.storage import ShopPaths, save_examples
 from feature_store.store import connect
+from fedprice.errors import InvalidDataError
 from privacy.pseudonym import pseudonymise
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class PrepareReport:
 
 def prepare_shop(paths: ShopPaths, *, feature_store: Path, config: FeatureConfig | None = None) -> PrepareReport:
     """Run the whole shop-side preparation for one shop; raw ids are dropped right after pseudonymising."""
+    if not paths.raw_export.is_file():
+        raise InvalidDataError(f"shop {paths.shop_id}: no raw export at {paths.raw_export}")
     keyring = paths.keyring(create=True)
     ingested = ingest_export(paths.raw_export, shop_id=paths.shop_id, quarantine_path=paths.quarantine)
     mapping = pseudonymise(keyring.pseudonym_key, ingested.frame["customer_id"])

@@ -14,7 +14,8 @@ from pricing_api.cli import app as api_app
 from server.cli import app as federation_app
 from simulation.cli import app as sim_app
 
-app = typer.Typer(help="fedprice: federated, privacy-preserving, personalised pricing.", no_args_is_help=True)
+app = typer.Typer(help="fedprice: federated, privacy-preserving, personalised pricing.", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)  # locals may hold keys: never print them
 app.add_typer(shop_app, name="shop")
 app.add_typer(federation_app, name="federation")
 app.add_typer(api_app, name="api")
@@ -38,9 +39,14 @@ def demo(
 
 
 def run() -> None:
-    """Entry point that maps product errors to exit codes with a one-line message."""
+    """Entry point: usage errors as click prints them; product and file errors as one line with an exit code."""
+    err = Console(stderr=True, width=200)
     try:
-        app(standalone_mode=False)
+        app()
     except FedpriceError as exc:
-        Console(stderr=True, width=200).print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {exc}", soft_wrap=True, markup=True, highlight=False)
         raise SystemExit(exc.exit_code) from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+        err.print(f"[red]error:[/red] {text}", soft_wrap=True, highlight=False)
+        raise SystemExit(66) from None

@@ -17,7 +17,7 @@ import base64
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
@@ -79,9 +79,9 @@ class ShopKeyring:
 
     shop_id: str
     key_dir: Path
-    master: bytes
-    pseudonym_key: bytes
-    data_keys: dict[int, bytes]
+    master: bytes = field(repr=False)  # secrets never appear in a repr, a log line or a traceback
+    pseudonym_key: bytes = field(repr=False)
+    data_keys: dict[int, bytes] = field(repr=False)
     active_version: int
 
     @classmethod
@@ -90,7 +90,7 @@ class ShopKeyring:
         master_path, pseud_path, dk_path = key_dir / "master.key", key_dir / "pseudonym.key", key_dir / "datakeys.json"
         if not master_path.exists():
             if not create:
-                raise ConfigError(f"shop {shop_id}: no keys in {key_dir} (run `fedprice shop init`)")
+                raise ConfigError(f"shop {shop_id}: no keys in {key_dir} (run `fedprice shop prepare` first)")
             write_secret(master_path, os.urandom(KEY_BYTES))
             write_secret(pseud_path, os.urandom(KEY_BYTES))
             log.info("shop %s: created master and pseudonym keys in %s", shop_id, key_dir)
