@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from server.deploy.processes import free_port, terminate
 
 UVICORN_FLAGS = ["--workers", "1", "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
 TARGETS = {"throughput_ratio": 0.60, "p99_ms_at_half_load": 20.0, "batch_10k_ms": 100.0}
@@ -67,13 +68,6 @@ def create_bare_app() -> Any:
         return {"status": "ok"}
 
     return app
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_world(root: Path) -> dict[str, Path]:
@@ -150,13 +144,7 @@ class Server:
         raise RuntimeError(f"server not ready after {timeout} s; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        terminate(self.proc, grace=15)
 
 
 def cpu_seconds(pid: int) -> float:

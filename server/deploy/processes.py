@@ -21,6 +21,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def terminate(proc: subprocess.Popen, *, grace: float = 10.0) -> None:  # type: ignore[type-arg]
+    """SIGTERM a child we started, wait up to `grace` seconds, then SIGKILL it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 Proc = tuple[int, str]  # (pid, start time): a pid is only signalled while it still names the same process
 
 
@@ -103,12 +114,7 @@ class Background:
         """Stop the process and every process it started, by pid."""
         if self.alive():
             tree = descendants(self.pid)
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+            terminate(self.proc, grace=grace)
             self._orphans += tree
         stop_pids(self._orphans, grace=grace)
         self._orphans = []
