@@ -47,6 +47,12 @@ def shop_budget(context: Context, cfg: dict[str, Any], shop_id: str) -> float | 
     return float(pairs[shop_id]) if shop_id in pairs else None
 
 
+def _train_reply(msg: Message, shop_id: str, state_dict: dict[str, Any], metrics: MetricRecord) -> Message:
+    """The one train-reply schema (FedAvg needs the same keys from every shop): weights, metrics, shop id."""
+    content = RecordDict({"arrays": ArrayRecord(state_dict), "metrics": metrics, "shop": ConfigRecord({"shop-id": shop_id})})
+    return Message(content, reply_to=msg)
+
+
 def _error(msg: Message, code: int, reason: str) -> Message:
     return Message(Error(code=code, reason=reason), reply_to=msg)
 
@@ -76,9 +82,7 @@ def _train_without_dp(msg: Message, shop_id: str, examples: CustomerExamples, cf
         "sample-rate": min(batch / max(len(examples), 1), 1.0), "steps": math.ceil(len(examples) / batch) * epochs,
         "epsilon-budget": math.inf,
     })
-    content = RecordDict({"arrays": ArrayRecord(model.state_dict()), "metrics": metrics,
-                          "shop": ConfigRecord({"shop-id": shop_id})})
-    return Message(content, reply_to=msg)
+    return _train_reply(msg, shop_id, model.state_dict(), metrics)
 
 
 @app.train()
@@ -135,9 +139,7 @@ def train(msg: Message, context: Context) -> Message:
         "steps": result.steps,
         "epsilon-budget": ledger.budget,
     })
-    content = RecordDict({"arrays": ArrayRecord(result.state_dict), "metrics": metrics,
-                          "shop": ConfigRecord({"shop-id": paths.shop_id})})
-    return Message(content, reply_to=msg)
+    return _train_reply(msg, paths.shop_id, result.state_dict, metrics)
 
 
 @app.evaluate()
