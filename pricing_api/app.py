@@ -16,10 +16,12 @@ from typing import Any  # noqa: E402
 
 from fastapi import FastAPI  # noqa: E402
 from fastapi.openapi.utils import get_openapi  # noqa: E402
+from fastapi.routing import APIRoute  # noqa: E402
 
 from pricing_api import errors  # noqa: E402
+from pricing_api.fast_quotes import QuoteFastPath  # noqa: E402
 from pricing_api.middleware import ServingMiddleware  # noqa: E402
-from pricing_api.routes import router  # noqa: E402
+from pricing_api.routes import quotes, router  # noqa: E402
 from pricing_api.schemas import BatchRequest, QuoteRequest  # noqa: E402
 from pricing_api.settings import ApiSettings, check_settings  # noqa: E402
 from pricing_api.state import ApiState  # noqa: E402
@@ -98,5 +100,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    route = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is quotes)  # what routing puts in scope
+    app.add_middleware(QuoteFastPath, state=state, route=route)  # inside ServingMiddleware (added last = outermost)
     app.add_middleware(ServingMiddleware, metrics=state.metrics, max_body_bytes=settings.max_body_bytes)
     return app

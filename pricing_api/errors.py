@@ -60,29 +60,55 @@ def _validation_problems(exc: RequestValidationError) -> list[tuple[str, str]]:
     return out
 
 
+def validation_response(exc: RequestValidationError) -> JSONResponse:
+    """422 naming every invalid field."""
+    problems = _validation_problems(exc)
+    detail = "; ".join(f"{f}: {m}" for f, m in problems[:MAX_LISTED_PROBLEMS])
+    return JSONResponse(_body(detail, problems), status_code=422)
+
+
+def product_error_response(exc: FedpriceError, method: str, path: str) -> JSONResponse:
+    """The error's own status and message (401 with a Bearer challenge; 5xx logged)."""
+    problems = exc.problems if isinstance(exc, RequestProblemsError) else []
+    status = exc.http_status
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
+    if status >= 500:
+        log.error("%s %s failed: %s", method, path, exc)
+    return JSONResponse(_body(str(exc), problems), status_code=status, headers=headers)
+
+
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's HTTP errors (404, 405, 413, ...) in the same shape."""
+    field = "body" if exc.status_code in (400, 413) else "path"
+    return JSONResponse(_body(str(exc.detail), [(field, str(exc.detail))]), status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+def known_error_response(exc: Exception, method: str, path: str) -> JSONResponse | None:
+    """The response the handlers below give `exc`; None for an unexpected error (left to the 500 handler)."""
+    if isinstance(exc, RequestValidationError):
+        return validation_response(exc)
+    if isinstance(exc, FedpriceError):
+        return product_error_response(exc, method, path)
+    if isinstance(exc, StarletteHTTPException):
+        return http_error_response(exc)
+    return None
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = _validation_problems(exc)
-        detail = "; ".join(f"{f}: {m}" for f, m in problems[:MAX_LISTED_PROBLEMS])
-        return JSONResponse(_body(detail, problems), status_code=422)
+        return validation_response(exc)
 
     @app.exception_handler(FedpriceError)
     async def _product_error(request: Request, exc: FedpriceError) -> JSONResponse:
-        problems = exc.problems if isinstance(exc, RequestProblemsError) else []
-        status = exc.http_status
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, AuthenticationError) else None
-        if status >= 500:
-            log.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return JSONResponse(_body(str(exc), problems), status_code=status, headers=headers)
+        return product_error_response(exc, request.method, request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        field = "body" if exc.status_code in (400, 413) else "path"
-        return JSONResponse(_body(str(exc.detail), [(field, str(exc.detail))]), status_code=exc.status_code,
-                            headers=exc.headers)
+        return http_error_response(exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -80,22 +81,29 @@ def _parse(model: type[QuoteRequest] | type[BatchRequest], raw: bytes) -> Any:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
 
 
+async def quote_json(state: ApiState, authorization: str | None, read_body: Callable[[], Awaitable[bytes]]) -> bytes:
+    """The JSON body answering one POST /v1/quotes (raises the API's errors; the fast path shares it)."""
+    state.keys.authenticate(authorization, scope="quote")
+    body: QuoteRequest = _parse(QuoteRequest, await read_body())
+    limit = state.settings.max_items_per_quote
+    if len(body.items) > limit:
+        raise RequestProblemsError([("items", f"{len(body.items)} items, at most {limit} per quote (use /v1/quotes/batch)")])
+    assert state.batcher is not None
+    return to_json(await state.batcher.quote(body))
+
+
 @router.post("/v1/quotes", response_model=QuoteResponse, responses=ERROR_RESPONSES, tags=["quotes"],
              openapi_extra=_body_doc("QuoteRequest"))
 async def quotes(request: Request) -> Response:
     """Personalised prices for one customer and the items on the page, inside the shop's guardrails.
 
     The hot path: authenticated first, then the body parsed by pydantic straight from bytes (the schema is
-    QuoteRequest), and priced together with the other quotes arriving in the same event-loop turn.
+    QuoteRequest), and priced together with the other quotes arriving in the same event-loop turn. In a
+    running app `pricing_api.fast_quotes` answers it before routing, with the same `quote_json`.
     """
     state: ApiState = request.app.state.api
-    _authorise(request, state, "quote")
-    body: QuoteRequest = _parse(QuoteRequest, await request.body())
-    limit = state.settings.max_items_per_quote
-    if len(body.items) > limit:
-        raise RequestProblemsError([("items", f"{len(body.items)} items, at most {limit} per quote (use /v1/quotes/batch)")])
-    assert state.batcher is not None
-    return _json(await state.batcher.quote(body))
+    return Response(content=await quote_json(state, request.headers.get("authorization"), request.body),
+                    media_type="application/json")
 
 
 @router.post("/v1/quotes/batch", response_model=BatchResponse, responses=ERROR_RESPONSES, tags=["quotes"],
