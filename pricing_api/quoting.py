@@ -133,24 +133,34 @@ class QuoteService:
         """
         n = len(pids)
         cust_block = np.repeat(np.stack([c.record.vector for c in customers]), counts, axis=0)
-        prod_block = np.empty((n, 4), np.float32)
-        pc = np.zeros(n)
-        sc = np.zeros(n)
-        known_product = np.zeros(n, dtype=bool)
+        cats = {shop: self.features.catalogue(shop) for shop in dict.fromkeys(r.shop_id for r in requests)}
+        rows: list[int] = []
+        pc_list: list[int] = []
+        sc_list: list[int] = []
         start = 0
-        for r, c, k in zip(requests, customers, counts.tolist(), strict=True):
-            cat = self.features.catalogue(r.shop_id)
-            rows = [cat.index.get(p, -1) for p in pids[start : start + k]]
-            sl = slice(start, start + k)
-            idx = np.array(rows, dtype=np.intp)
-            hit = idx >= 0
-            known_product[sl] = hit
-            prod_block[sl][hit] = cat.block[idx[hit]]
+        for r, c, k in zip(requests, customers, counts.tolist(), strict=True):  # plain lists: no numpy per request
+            cat = cats[r.shop_id]
+            mine = pids[start : start + k]
+            found = [cat.index.get(p, -1) for p in mine]
+            rows += found
             if c.record.known:
                 prods, subs = c.record.products, c.record.subclasses
-                pc[sl] = [prods.get(p, 0) for p in pids[start : start + k]]
-                sc[sl] = [subs.get(cat.subclass[j], 0) if j >= 0 else 0 for j in rows]
+                pc_list += [prods.get(p, 0) for p in mine]
+                sc_list += [subs.get(cat.subclass[j], 0) if j >= 0 else 0 for j in found]
+            else:
+                pc_list += [0] * k
+                sc_list += [0] * k
             start += k
+        idx = np.array(rows, dtype=np.intp)
+        known_product = idx >= 0
+        prod_block = np.empty((n, 4), np.float32)
+        item_shop = None if len(cats) == 1 else np.repeat(np.array([list(cats).index(r.shop_id) for r in requests]), counts)
+        for code, cat in enumerate(cats.values()):  # one fancy index per shop
+            hit = known_product if item_shop is None else known_product & (item_shop == code)
+            if hit.any():
+                prod_block[hit] = cat.block[idx[hit]]
+        pc = np.array(pc_list, dtype=np.float64)
+        sc = np.array(sc_list, dtype=np.float64)
         if not known_product.all():
             miss = ~known_product
             zero = np.zeros(int(miss.sum()))
