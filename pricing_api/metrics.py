@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -35,6 +36,7 @@ class ApiMetrics:
         self._known = 0
         self._cold = 0
         self._version: str | None = None
+        self._children: dict[tuple[Counter, str], Any] = {}  # (metric, label) -> child, resolved on first use
 
     def watch(self, name: str, doc: str, fn: Callable[[], float]) -> None:
         """A gauge read at scrape time."""
@@ -50,16 +52,23 @@ class ApiMetrics:
             self.model_info.labels(version).set(1)
         self._version = version
 
+    def _child(self, metric: Counter, label: str) -> Any:
+        """The metric's child for one label value (label lookups take a lock and cost a few µs: done once)."""
+        child = self._children.get((metric, label))
+        if child is None:
+            child = self._children[(metric, label)] = metric.labels(label)
+        return child
+
     def quoted(self, guardrails: list[str], known: list[bool], reused: int) -> None:
         """Count one pricing call's items and customers."""
         for label, count in collections.Counter(guardrails).items():
-            self.quotes.labels(label).inc(count)
+            self._child(self.quotes, label).inc(count)
         n_known = sum(known)
         n_cold = len(known) - n_known
         if n_known:
-            self.customers.labels("known").inc(n_known)
+            self._child(self.customers, "known").inc(n_known)
         if n_cold:
-            self.customers.labels("cold_start").inc(n_cold)
+            self._child(self.customers, "cold_start").inc(n_cold)
         if reused:
             self.reused.inc(reused)
         self._known += n_known
