@@ -60,17 +60,16 @@ class PriceMemory:
         if not self.enabled or not self._entries:
             return None
         now = time.time() if now is None else now
-        get = self._entries.get
-        found = [(i, rec) for i, rec in enumerate(map(get, keys)) if rec is not None and rec.expires > now]
+        recs = list(map(self._entries.get, keys))
+        found = [i for i, rec in enumerate(recs) if rec is not None and rec.expires > now]
         if not found:
             return None
         n = len(keys)
-        price = np.full(n, np.nan)
-        label = np.full(n, "none", dtype=object)
-        same = np.zeros(n, dtype=bool)
-        for i, rec in found:
-            price[i], label[i], same[i] = rec.price, rec.guardrail, rec.inputs == inputs[i]
-        return Lookup(price, label.astype(str), same)
+        price, label, same = [math.nan] * n, ["none"] * n, [False] * n  # lists: no numpy item assignment per key
+        for i in found:
+            rec = recs[i]
+            price[i], label[i], same[i] = rec.price, rec.guardrail, rec.inputs == inputs[i]  # type: ignore[union-attr]
+        return Lookup(np.array(price, dtype=np.float64), np.array(label, dtype=str), np.array(same, dtype=bool))
 
     def remember(self, keys: Sequence[Key], prices: Sequence[float], labels: Sequence[str], inputs: Sequence[Inputs],
                  *, fresh: Sequence[bool], now: float | None = None) -> None:
