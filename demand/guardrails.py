@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from demand.optimiser import BOUND_TOLERANCE
+from demand.optimiser import BOUND_TOLERANCE, checked_probability, clipped_optimum
 
 Array = NDArray[np.float64]
 
@@ -202,6 +202,13 @@ def apply_guardrails(
             f"no price satisfies the guardrails for {int(bad.sum())} of {bad.size} elements "
             f"(lower bound above upper bound); first at index {_describe_first(bad)}"
         )
+    return _guarded(g, p, lower, upper, lower_source, upper_source)
+
+
+def _guarded(
+    g: Guardrails, p: Array, lower: Array, upper: Array, lower_source: NDArray[np.intp], upper_source: NDArray[np.intp]
+) -> GuardedPrices:
+    """Clip and round checked prices into feasible intervals (the work of `apply_guardrails` after its checks)."""
     # Bounds crossing by less than the tolerance collapse onto lower, which holds the cost floor.
     upper = np.maximum(upper, lower)
     clipped = np.minimum(np.maximum(p, lower), upper)
@@ -231,3 +238,86 @@ def apply_guardrails(
         lower=lower,
         upper=upper,
     )
+
+
+@dataclass(frozen=True, eq=False)
+class CheckedItems:
+    """Items validated once by `check_items`: float64 arrays of one shape and their guardrail interval.
+
+    Its methods do what `optimal_prices`, `apply_guardrails` and `purchase_probability` do for these items,
+    without checking the same arrays again.
+    """
+
+    guardrails: Guardrails
+    mu: Array
+    scale: Array
+    list_price: Array
+    unit_cost: Array
+    lower: Array  # as `price_bounds` gives them
+    upper: Array
+    lower_source: NDArray[np.intp]
+    upper_source: NDArray[np.intp]
+
+    def infeasible(self) -> NDArray[np.bool_]:
+        """Where no price satisfies every guardrail (see `infeasible`)."""
+        return infeasible(self.lower, self.upper)
+
+    def take(self, index: NDArray[np.intp]) -> CheckedItems:
+        """The items at `index`."""
+        return CheckedItems(self.guardrails, self.mu[index], self.scale[index], self.list_price[index],
+                            self.unit_cost[index], self.lower[index], self.upper[index], self.lower_source[index],
+                            self.upper_source[index])
+
+    def optimal(self) -> GuardedPrices:
+        """The margin-maximising prices inside the guardrails, rounded: `apply_guardrails(optimal_prices(...))`.
+
+        Every item must be feasible (raises ValueError otherwise; `take` the feasible ones first).
+        """
+        self._require_feasible()
+        best = clipped_optimum(self.mu, self.scale, self.list_price, self.unit_cost, self.lower,
+                               np.maximum(self.upper, self.lower))
+        return _guarded(self.guardrails, best, self.lower, self.upper, self.lower_source, self.upper_source)
+
+    def guard(self, prices: Array) -> GuardedPrices:
+        """`apply_guardrails` for these items at finite float64 `prices` of their shape (every item feasible)."""
+        self._require_feasible()
+        if not np.isfinite(prices).all():
+            raise ValueError("prices must be finite")
+        return _guarded(self.guardrails, prices, self.lower, self.upper, self.lower_source, self.upper_source)
+
+    def probability(self, prices: Array) -> Array:
+        """P(buy | price) at finite float64 `prices` of their shape, as `purchase_probability` gives it."""
+        return checked_probability(self.mu, self.scale, prices, self.list_price)
+
+    def _require_feasible(self) -> None:
+        bad = self.infeasible()
+        if bad.any():
+            raise ValueError(f"no price satisfies the guardrails for {int(bad.sum())} of {bad.size} items")
+
+
+def check_items(
+    g: Guardrails,
+    *,
+    mu: ArrayLike,
+    scale: ArrayLike,
+    list_price: ArrayLike,
+    unit_cost: ArrayLike,
+    competitor_price: ArrayLike | None = None,
+) -> CheckedItems:
+    """Validate the items' demand and prices once (one ValueError listing every problem) and bound them."""
+    problems = []
+    try:
+        r, c, comp, _ = _validated_inputs(list_price=list_price, unit_cost=unit_cost, competitor_price=competitor_price)
+    except ValueError as exc:
+        problems.append(str(exc))
+    mu_a, scale_a = np.asarray(mu, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    if not np.isfinite(mu_a).all():
+        problems.append("mu must be finite")
+    if not (np.isfinite(scale_a) & (scale_a > 0)).all():
+        problems.append("scale must be finite and > 0")
+    if not problems and not mu_a.shape == scale_a.shape == r.shape:
+        problems.append(f"mu{mu_a.shape} and scale{scale_a.shape} must have the prices' shape {r.shape}")
+    if problems:
+        raise ValueError("; ".join(problems))
+    lower, upper, lower_source, upper_source = _bounds_with_sources(g, r, c, comp)
+    return CheckedItems(g, mu_a, scale_a, r, c, lower, upper, lower_source, upper_source)

@@ -111,9 +111,14 @@ def optimal_prices(
     crossed = lo_a > hi_a + BOUND_TOLERANCE
     if crossed.any():
         raise ValueError(f"lower exceeds upper for {int(crossed.sum())} elements")
-    price = r_a * _optimal_ratio(mu_a, scale_a, c_a / r_a)
+    return clipped_optimum(mu_a, scale_a, r_a, c_a, lo_a, hi_a)
+
+
+def clipped_optimum(mu: Array, scale: Array, list_price: Array, unit_cost: Array, lower: Array, upper: Array) -> Array:
+    """`optimal_prices` without its checks: for float64 arrays of one shape that a caller already validated."""
+    price = list_price * _optimal_ratio(mu, scale, unit_cost / list_price)
     # minimum before maximum: where the bounds cross within tolerance, lower (the cost floor) wins.
-    result: Array = np.maximum(np.minimum(price, hi_a), lo_a)
+    result: Array = np.maximum(np.minimum(price, upper), lower)
     return result
 
 
@@ -125,8 +130,13 @@ def purchase_probability(
         {"mu": mu, "scale": scale, "price": price, "list_price": list_price},
         positive=("scale", "list_price"),
     )
+    return checked_probability(mu_a, scale_a, p_a, r_a)
+
+
+def checked_probability(mu: Array, scale: Array, price: Array, list_price: Array) -> Array:
+    """`purchase_probability` without its checks: for float64 arrays that a caller already validated."""
     with np.errstate(over="ignore"):  # an infinite logit still gives an exact 0 or 1 from expit
-        logit = (mu_a - p_a / r_a) / scale_a
+        logit = (mu - price / list_price) / scale
     result: Array = expit(logit)
     return result
 

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from demand.guardrails import Guardrails, apply_guardrails, infeasible, price_bounds
-from demand.optimiser import optimal_prices, purchase_probability
+from demand.guardrails import CheckedItems, GuardedPrices, Guardrails, check_items
 
 Array = NDArray[np.float64]
 
@@ -39,17 +38,40 @@ class PricedItems:
     lower: Array
     upper: Array
     reused: NDArray[np.bool_]  # the price is an earlier quote's, kept for consistency
+    probability: Array  # P(buy) at the final price
+    margin: Array  # expected margin (price - unit_cost) * P(buy)
 
 
-def _describe(g: Guardrails, r: float, c: float, comp: float, lower: float, upper: float, index: int) -> ItemProblem:
+def _describe(items: CheckedItems, comp: Array, j: int, index: int) -> ItemProblem:
+    g, r, c = items.guardrails, float(items.list_price[j]), float(items.unit_cost[j])
+    lower, upper = float(items.lower[j]), float(items.upper[j])
     floor = c * (1.0 + g.min_margin)
     top = g.band_high * r
     if floor > top:
         return ItemProblem(index, "unit_cost", f"unit_cost {c:g} with minimum margin {g.min_margin:g} needs a price of "
                                                f"at least {floor:.2f}, above the band's top {g.band_high:g} x list_price = "
                                                f"{top:.2f}")
-    return ItemProblem(index, "competitor_price", f"competitor_price {comp:g} caps the price at {upper:.2f}, below the "
-                                                  f"lowest allowed price {lower:.2f} (cost floor and band)")
+    return ItemProblem(index, "competitor_price", f"competitor_price {float(comp[j]):g} caps the price at {upper:.2f}, "
+                                                  f"below the lowest allowed price {lower:.2f} (cost floor and band)")
+
+
+def _keep_previous(items: CheckedItems, guarded: GuardedPrices, prev: Array, prev_label: NDArray[np.str_] | None,
+                   same_inputs: NDArray[np.bool_] | None) -> tuple[Array, NDArray[np.object_], NDArray[np.bool_]]:
+    """Prices and labels after consistency: an earlier price still inside today's interval is kept."""
+    p, lab = guarded.price, guarded.bound.astype(object)
+    keep = ~np.isnan(prev) & (prev >= guarded.lower - 1e-9) & (prev <= guarded.upper + 1e-9)
+    if not keep.any():
+        return p, lab, keep
+    p = p.copy()
+    same = keep & (same_inputs if same_inputs is not None else False)
+    if same.any():  # identical inputs and guardrails: the earlier quote stands as it was
+        p[same] = prev[same]
+        lab[same] = prev_label[same] if prev_label is not None else "none"
+    changed = np.flatnonzero(keep & ~same)
+    if len(changed):  # inputs moved but the old price is still allowed: re-check it through the guardrails
+        again = items.take(changed).guard(prev[changed])
+        p[changed], lab[changed] = again.price, again.bound
+    return p, lab, keep
 
 
 def price_items(
@@ -69,53 +91,33 @@ def price_items(
 
     Where `previous_price` is given (not NaN) and still lies inside today's guardrail interval it is kept
     (price consistency): as it was when `same_inputs` (same prices and guardrails), else re-checked by the guardrails.
-    Raises InfeasibleItemsError listing every item whose guardrails leave no price.
+    Each guardrail set's items are validated once (`demand.guardrails.check_items`). Raises InfeasibleItemsError
+    listing every item whose guardrails leave no price.
     """
     n = len(list_price)
-    price = np.empty(n)
-    lower = np.empty(n)
-    upper = np.empty(n)
+    price, lower, upper, prob = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
     label = np.empty(n, dtype=object)
     reused = np.zeros(n, dtype=bool)
     problems: list[ItemProblem] = []
-    single = len(rails) == 1
     for gi, g in enumerate(rails):
-        idx = np.arange(n) if single else np.flatnonzero(group == gi)
+        idx = np.arange(n) if len(rails) == 1 else np.flatnonzero(group == gi)
         if len(idx) == 0:
             continue
-        r, c, comp = list_price[idx], unit_cost[idx], competitor_price[idx]
-        comp_arg = comp if g.competitor_cap is not None else None
-        lo, hi = price_bounds(g, list_price=r, unit_cost=c, competitor_price=comp_arg)
-        bad = infeasible(lo, hi)
+        comp = competitor_price[idx]
+        items = check_items(g, mu=mu[idx], scale=scale[idx], list_price=list_price[idx], unit_cost=unit_cost[idx],
+                            competitor_price=comp if g.competitor_cap is not None else None)
+        bad = items.infeasible()
         if bad.any():
-            problems.extend(_describe(g, float(r[j]), float(c[j]), float(comp[j]), float(lo[j]), float(hi[j]), int(idx[j]))
-                            for j in np.flatnonzero(bad))
+            problems.extend(_describe(items, comp, j, int(idx[j])) for j in np.flatnonzero(bad).tolist())
             continue
-        best = optimal_prices(mu=mu[idx], scale=scale[idx], list_price=r, unit_cost=c, lower=lo, upper=np.maximum(hi, lo))
-        guarded = apply_guardrails(g, prices=best, list_price=r, unit_cost=c, competitor_price=comp_arg)
+        guarded = items.optimal()
         p, lab = guarded.price, guarded.bound.astype(object)
         if previous_price is not None:
-            prev = previous_price[idx]
-            keep = ~np.isnan(prev) & (prev >= guarded.lower - 1e-9) & (prev <= guarded.upper + 1e-9)
-            if keep.any():
-                p = p.copy()
-                same = keep & (same_inputs[idx] if same_inputs is not None else False)
-                if same.any():  # identical inputs and guardrails: the earlier quote stands as it was
-                    p[same] = prev[same]
-                    lab[same] = (previous_guardrail[idx][same] if previous_guardrail is not None else "none")
-                changed = np.flatnonzero(keep & ~same)
-                if len(changed):  # inputs moved but the old price is still allowed: re-check it through the guardrails
-                    again = apply_guardrails(g, prices=prev[changed], list_price=r[changed], unit_cost=c[changed],
-                                             competitor_price=None if comp_arg is None else comp_arg[changed])
-                    p[changed], lab[changed] = again.price, again.bound
-                reused[idx[keep]] = True
+            p, lab, reused[idx] = _keep_previous(
+                items, guarded, previous_price[idx], None if previous_guardrail is None else previous_guardrail[idx],
+                None if same_inputs is None else same_inputs[idx])
         price[idx], lower[idx], upper[idx], label[idx] = p, guarded.lower, guarded.upper, lab
+        prob[idx] = items.probability(p)
     if problems:
         raise InfeasibleItemsError(sorted(problems, key=lambda p: p.index))
-    return PricedItems(price, label.astype(str), lower, upper, reused)
-
-
-def outcomes(*, mu: Array, scale: Array, price: Array, list_price: Array, unit_cost: Array) -> tuple[Array, Array]:
-    """(P(buy), expected margin (price - cost) * P(buy)) at the final prices."""
-    prob = purchase_probability(mu=mu, scale=scale, price=price, list_price=list_price)
-    return prob, (price - unit_cost) * prob
+    return PricedItems(price, label.astype(str), lower, upper, reused, prob, (price - unit_cost) * prob)

@@ -21,7 +21,7 @@ from pricing_api.customer_data import CustomerRecord, FeatureSource
 from pricing_api.guardrail_book import GuardrailBook
 from pricing_api.metrics import ApiMetrics
 from pricing_api.model_holder import ServingModel
-from pricing_api.pricing import InfeasibleItemsError, outcomes, price_items
+from pricing_api.pricing import InfeasibleItemsError, price_items
 from pricing_api.schemas import QuoteRequest
 
 MAX_LISTED_PROBLEMS = 20
@@ -112,14 +112,13 @@ class QuoteService:
             first = np.concatenate([[0], np.cumsum(counts)[:-1]])
             raise RequestProblemsError([(f"{loc[owner[p.index]]}items[{p.index - first[owner[p.index]]}].{p.field}", p.message)
                                         for p in exc.problems]) from None
-        prob, margin = outcomes(mu=mu, scale=scale, price=priced.price, list_price=lp, unit_cost=uc)
 
         now = time.time()
         prices, labels = priced.price.tolist(), priced.guardrail.tolist()
         self.memory.remember(keys, prices, labels, inputs, fresh=(~priced.reused).tolist(), now=now)
         known = [c.record.known for c in customers]
         self.metrics.quoted(labels, known, int(priced.reused.sum()))
-        probs, margins = np.round(prob, 6).tolist(), np.round(margin, 4).tolist()
+        probs, margins = np.round(priced.probability, 6).tolist(), np.round(priced.margin, 4).tolist()
         self._audit(customers, counts.tolist(), items, known_product.tolist(), prices, probs, margins, labels,
                     priced.reused.tolist(), version, now)
         return self._bodies(requests, customers, counts, items, known_product, prices, probs, margins, labels, version)

@@ -12,10 +12,11 @@ from demand.guardrails import (
     ROUNDING_LABELS,
     Guardrails,
     apply_guardrails,
+    check_items,
     infeasible,
     price_bounds,
 )
-from demand.optimiser import BOUND_TOLERANCE, optimal_prices
+from demand.optimiser import BOUND_TOLERANCE, optimal_prices, purchase_probability
 
 
 @pytest.mark.parametrize(
@@ -216,3 +217,46 @@ def test_guarded_prices_always_respect_every_guardrail(
     inside = (prices > lower) & (prices < upper)
     assert (out.bound[inside] == "none").all()
     assert (out.bound[~inside] != "none").all()
+
+
+@settings(max_examples=300, deadline=None)
+@given(g=configs, data=st.lists(st.tuples(rows, st.floats(-3, 3), st.floats(0.02, 5)), min_size=1, max_size=20))
+def test_checked_items_give_what_the_validating_functions_give(
+    g: Guardrails, data: list[tuple[tuple[float, float, float | None, float], float, float]]
+) -> None:
+    r = np.array([d[0][0] for d in data])
+    c = r * np.array([d[0][1] for d in data])
+    comp = r * np.array([np.nan if d[0][2] is None else d[0][2] for d in data])
+    prices = r * np.array([d[0][3] for d in data])
+    mu, s = np.array([d[1] for d in data]), np.array([d[2] for d in data])
+    items = check_items(g, mu=mu, scale=s, list_price=r, unit_cost=c, competitor_price=comp)
+    lower, upper = price_bounds(g, list_price=r, unit_cost=c, competitor_price=comp)
+    np.testing.assert_array_equal(items.lower, lower)
+    np.testing.assert_array_equal(items.upper, upper)
+    np.testing.assert_array_equal(items.infeasible(), infeasible(lower, upper))
+    ok = np.flatnonzero(~infeasible(lower, upper))
+    if len(ok) < len(r):
+        with pytest.raises(ValueError, match="no price satisfies"):
+            items.optimal()
+    items = items.take(ok)
+    r, c, comp, prices, mu, s, lower, upper = (a[ok] for a in (r, c, comp, prices, mu, s, lower, upper))
+    if not len(r):
+        return
+    best = optimal_prices(mu=mu, scale=s, list_price=r, unit_cost=c, lower=lower, upper=np.maximum(upper, lower))
+    for got, want in ((items.optimal(), apply_guardrails(g, prices=best, list_price=r, unit_cost=c, competitor_price=comp)),
+                      (items.guard(prices), apply_guardrails(g, prices=prices, list_price=r, unit_cost=c,
+                                                              competitor_price=comp))):
+        for field in ("price", "bound", "rounding", "lower", "upper"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+    p = items.optimal().price
+    np.testing.assert_array_equal(items.probability(p), purchase_probability(mu=mu, scale=s, price=p, list_price=r))
+
+
+def test_check_items_reports_every_problem_at_once() -> None:
+    with pytest.raises(ValueError, match="list_price.*mu must be finite.*scale must be finite and > 0"):
+        check_items(Guardrails(), mu=[np.nan], scale=[0.0], list_price=[-1.0], unit_cost=[1.0])
+    with pytest.raises(ValueError, match="must have the prices' shape"):
+        check_items(Guardrails(), mu=[1.0, 2.0], scale=[1.0, 1.0], list_price=[1.0], unit_cost=[0.5])
+    items = check_items(Guardrails(), mu=[1.0], scale=[0.5], list_price=[10.0], unit_cost=[5.0])
+    with pytest.raises(ValueError, match="prices must be finite"):
+        items.guard(np.array([np.inf]))
