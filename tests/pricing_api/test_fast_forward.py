@@ -46,3 +46,17 @@ def test_a_model_whose_forward_changed_keeps_torch() -> None:
     assert engine == "torch"
     x = np.zeros((1, N_FEATURES), np.float32)
     assert np.allclose(forward(x)[0], predict(model, x)[0])
+
+
+def test_layer_norm_with_and_without_a_linear_layer_before_it_matches_torch() -> None:
+    torch.manual_seed(3)
+    model = DemandModel()
+    model.body = nn.Sequential(nn.Linear(N_FEATURES, 64), nn.Tanh(), nn.LayerNorm(64), nn.ReLU(), nn.Linear(64, 64),
+                               nn.LayerNorm(64), nn.Tanh())
+    forward, engine = compile_forward(model, N_FEATURES)
+    assert engine == "numpy"
+    x = np.random.default_rng(2).normal(size=(50, N_FEATURES)).astype(np.float32)
+    mu, s = forward(x)
+    mu_t, s_t = predict(model, x)
+    assert np.abs(mu - mu_t).max() < 1e-5 and np.abs(s - s_t).max() < 1e-5
+    assert mu.dtype == s.dtype == np.float64
