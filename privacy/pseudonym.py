@@ -8,7 +8,6 @@ Training (client.prepare) and serving (the pricing API) call the same function w
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable
 
@@ -23,8 +22,8 @@ def pseudonym(key: bytes, customer_id: str, *, domain: bytes = CUSTOMER_DOMAIN, 
         raise ValueError(f"pseudonym key must have at least {KEY_BYTES} bytes, got {len(key)}")
     if b"|" in domain or "|" in version or ":" in version:
         raise ValueError("pseudonym domain and version must not contain '|' (nor ':' in the version)")
-    mac = hmac.new(key, version.encode() + b"|" + domain + b"|" + customer_id.encode(), hashlib.sha256)
-    return f"{version}:{mac.hexdigest()}"
+    mac = hmac.digest(key, version.encode() + b"|" + domain + b"|" + customer_id.encode(), "sha256")  # one-shot, in C
+    return f"{version}:{mac.hex()}"
 
 
 def pseudonymise(key: bytes, customer_ids: Iterable[str], *, domain: bytes = CUSTOMER_DOMAIN) -> dict[str, str]:

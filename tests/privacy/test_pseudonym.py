@@ -60,3 +60,13 @@ def test_pseudonymise_maps_each_distinct_id_once_to_its_pseudonym() -> None:
     ids = ["7", "8", "7", "9"]
     mapping = pseudonymise(KEY, ids)
     assert mapping == {cid: pseudonym(KEY, cid) for cid in ("7", "8", "9")}
+
+
+@pytest.mark.parametrize("customer_id", ["00141833", "", "ünïcode-ид", "x" * 1000, "a|b:c"])
+def test_one_shot_digest_is_byte_identical_to_the_hmac_object_construction(customer_id: str) -> None:
+    import hmac as std_hmac
+
+    message = b"v1|customer|" + customer_id.encode()
+    assert pseudonym(KEY, customer_id) == "v1:" + std_hmac.new(KEY, message, hashlib.sha256).hexdigest()
+    assert pseudonym(KEY + b"\x00" * 40, customer_id) == "v1:" + std_hmac.new(KEY + b"\x00" * 40, message,
+                                                                               hashlib.sha256).hexdigest()
