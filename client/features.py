@@ -25,8 +25,11 @@ class FeatureConfig:
     """How offers and examples are built."""
 
     catalogue_size: int = 60
-    rows_per_customer: int = 48
-    negative_rate: float = 0.1
+    # Negatives carry the price response as much as purchases do: keeping 30% (weighted back up) instead of 10%
+    # took the centralised model's captured profit gap on the synthetic market from 59% to 76% (same rows, same
+    # steps); 96 rows per customer keep most customers' kept rows whole.
+    rows_per_customer: int = 96
+    negative_rate: float = 0.3
     seed: int = 0
 
 

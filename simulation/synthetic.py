@@ -5,20 +5,23 @@ product j at price p buys with P = sigmoid((mu_ij - p / r_j) / s_ij), where r_j 
 
     mu_ij = base_j + age_effect[age_i, subclass_j] + segment_effect[segment_i, subclass_j] + taste_i
     s_ij  = scale_j * scale_factor_i,
-    scale_factor_i ∝ exp(taste_gamma * z(taste_i) + age_scale_slope * z(age_i)) * (deal_scale if deal seeker)
-                     * hidden_i.
+    scale_factor_i ∝ exp(taste_gamma * z(taste_i) + age_scale_slope * z(age_i) + visit_scale_slope * z(log visit rate_i))
+                     * (deal_scale if deal seeker) * hidden_i.
 
 Price sensitivity varies as in real retail and shows in behaviour: a customer with a strong taste
-for the shop's goods is less price-sensitive (larger s), older customers are less sensitive, and
-deal-seekers (a shop-specific share) are much more sensitive, so they buy more on promotion and at
-lower paid-price ratios (what the pipeline's promo-share and price-ratio features see). A small
-log-normal factor (`scale_customer_sd`) stays purely hidden. The age group is recorded in the
-export; the segment, the taste and the deal-seeking trait are latent and show only through what a
-customer buys. The taste is orthogonalised against the age and segment
+for the shop's goods is less price-sensitive (larger s), older customers are less sensitive,
+frequent shoppers know prices better and are more sensitive, and deal-seekers (a shop-specific
+share) are more sensitive still, so they buy more on promotion and at lower paid-price ratios
+(what the pipeline's promo-share and price-ratio features see). A small log-normal factor
+(`scale_customer_sd`) stays purely hidden. The age group is recorded in the export; visit
+frequency shows in it; the segment, the taste and the deal-seeking trait are latent and show only
+through what a customer buys. The taste is orthogonalised against the age and segment
 dummies and scaled so it holds exactly `taste_share` of the variance of mu across customers.
 Product bases and one global scale multiplier are calibrated so each product's base purchase rate
 at list price hits its target and the mean elasticity at list price, -(1 - P) / s over offers,
-hits `target_elasticity`.
+hits `target_elasticity`. Unit costs are then set so that each product's list price is (within
+`uniform_optimum_range`) its profit-maximising single price, as a shop's own list prices would be:
+the best uniform price sits inside the guardrail band, and personal prices can go both ways.
 
 Choices worth knowing: competitor prices are recorded for the competitor-cap guardrail but do not
 shift mu, so the true demand is time-invariant and `true_demand` needs no date; seasonality acts on
@@ -34,7 +37,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, timedelta
 from functools import cached_property, partial
 from pathlib import Path
@@ -98,7 +101,10 @@ class MarketConfig:
     n_segments: int = 4
     segment_concentration: float = 1.5  # Dirichlet parameter of each shop's segment mix
     list_price_range: tuple[float, float] = (20.0, 400.0)
-    cost_share_range: tuple[float, float] = (0.55, 0.80)
+    cost_share_range: tuple[float, float] = (0.55, 0.80)  # used only when uniform_optimum_range is None
+    # Where each product's best uniform price sits relative to its list price: unit costs are set to make it so
+    # (a shop's list prices are its own best single prices, give or take). None draws costs from cost_share_range.
+    uniform_optimum_range: tuple[float, float] | None = (0.95, 1.05)
     scale_spread: tuple[float, float] = (0.8, 1.25)  # per-product scale relative to the calibrated one
     base_rate_range: tuple[float, float] = (0.03, 0.25)  # purchase rate per offer at list price
     target_elasticity: float = -2.6
@@ -107,8 +113,9 @@ class MarketConfig:
     taste_share: float = 0.30
     scale_customer_sd: float = 0.03  # log-sd of the purely hidden per-customer factor on the scale
     taste_scale_gamma: float = 0.25  # log-scale change per taste standard deviation (taste lowers sensitivity)
-    age_scale_slope: float = 0.10  # log-scale change per standard deviation of age group (older: less sensitive)
-    deal_scale: float = 0.55  # scale multiplier of deal-seekers (< 1: more price-sensitive)
+    age_scale_slope: float = 0.25  # log-scale change per standard deviation of age group (older: less sensitive)
+    visit_scale_slope: float = -0.20  # log-scale change per sd of log visit rate (frequent shoppers: more sensitive)
+    deal_scale: float = 0.75  # scale multiplier of deal-seekers (< 1: more price-sensitive)
     visit_rate_sd: float = 0.6  # log-sd of personal visit rates
     age_missing_rate: float = 0.03
     price_noise: float = 0.10
@@ -175,6 +182,8 @@ def _config_problems(cfg: MarketConfig) -> list[str]:
         (abs(sum(cfg.amount_probs) - 1.0) < 1e-9, "amount_probs must sum to 1"),
         (cfg.line_ending in ("\n", "\r\n"), "line_ending must be LF or CRLF"),
         (0 < cfg.list_price_range[0] <= cfg.list_price_range[1], "list_price_range must be positive"),
+        (cfg.uniform_optimum_range is None or 0.5 <= cfg.uniform_optimum_range[0] <= cfg.uniform_optimum_range[1] <= 1.5,
+         "uniform_optimum_range must be None or lie within [0.5, 1.5]"),
     ]
     return [message for ok, message in checks if not ok]
 
@@ -374,7 +383,9 @@ def _scale_factor(cfg: MarketConfig, c: _Customers, taste: FloatArray) -> FloatA
     z_age = np.linspace(-1.0, 1.0, len(AGE_GROUPS))
     z_age = (z_age - z_age.mean()) / z_age.std()
     z_taste = taste / taste.std() if taste.std() > 0 else np.zeros_like(taste)
-    log_f = cfg.taste_scale_gamma * z_taste + cfg.age_scale_slope * z_age[c.age_idx]
+    log_rate = np.log(c.visit_rate)
+    z_rate = (log_rate - log_rate.mean()) / log_rate.std() if log_rate.std() > 0 else np.zeros_like(log_rate)
+    log_f = cfg.taste_scale_gamma * z_taste + cfg.age_scale_slope * z_age[c.age_idx] + cfg.visit_scale_slope * z_rate
     factor = np.exp(log_f) * np.where(c.deal_seeker, cfg.deal_scale, 1.0) * c.hidden_factor
     return np.asarray(factor / factor.mean(), dtype=np.float64)
 
@@ -417,7 +428,8 @@ def _calibrate(
 ) -> tuple[FloatArray, FloatArray, float]:
     """Product bases and scales that hit the base rates and the mean elasticity at list price."""
     if len(weight) > _CALIBRATION_SAMPLE:
-        pick = rng.choice(len(weight), _CALIBRATION_SAMPLE, replace=False, p=weight / weight.sum())
+        # With replacement, so that the sample is exactly proportional to the weights.
+        pick = rng.choice(len(weight), _CALIBRATION_SAMPLE, replace=True, p=weight / weight.sum())
         loc, factor, weight = loc[pick], factor[pick], np.ones(len(pick))
     w = weight / weight.sum()
     kappa = 0.35
@@ -430,6 +442,21 @@ def _calibrate(
             break
         kappa *= elasticity / cfg.target_elasticity
     return base, kappa * cat.scale_spread, kappa
+
+
+def _costs_at_optimum(bounds: tuple[float, float], cat: _Catalogue, mu: FloatArray, s: FloatArray, weight: FloatArray,
+                      rng: np.random.Generator) -> _Catalogue:
+    """Unit costs that make each product's best uniform price land at list x U(bounds) (first-order condition).
+
+    Profit (p - c) * sum_i w_i P_i(p) is stationary where p - c = sum w P / sum w P (1 - P) / (s r), in list units.
+    """
+    at = rng.uniform(*bounds, mu.shape[1])
+    prob = expit((mu - at[None, :]) / s)
+    margin = (weight @ prob) / (weight @ (prob * (1.0 - prob) / s))
+    share = np.clip(at - margin, 0.2, at - 0.05)
+    lp = cat.list_price[:-1].astype(np.float64)
+    cost = np.maximum(np.rint(lp * share), 1).astype(np.int64)
+    return replace(cat, unit_cost=np.append(cost, cat.unit_cost[-1]).astype(np.int64))
 
 
 def _calendar(cfg: MarketConfig) -> tuple[list[date], FloatArray]:
@@ -678,6 +705,9 @@ def generate_market(config: MarketConfig, out_dir: Path) -> MarketTruth:
     days, day_factor = _calendar(config)
     expected_visits = c.visit_rate * day_factor.sum()
     base, scale, kappa = _calibrate(config, cat, loc, factor, expected_visits, rng_cal)
+    if config.uniform_optimum_range is not None:
+        cat = _costs_at_optimum(config.uniform_optimum_range, cat, base[None, :] + loc, scale[None, :] * factor[:, None],
+                                expected_visits, rng_cal)
     mu = base[None, :] + loc
     s = scale[None, :] * factor[:, None]
     customers = _customer_frame(config, c, taste, factor)
