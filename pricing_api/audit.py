@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import queue
 import sqlite3
 import threading
@@ -56,6 +57,11 @@ ROWS_PER_INSERT = 64
 _INSERT_MANY = f"INSERT INTO quote_audit ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW] * ROWS_PER_INSERT)}"
 
 
+# sqlite3 binds exact ints, floats and strs directly but sends bool and None through its adapter lookup (two
+# failed attribute lookups, about three times the cost): flags arrive as ints, and a missing value is bound as
+# NaN, which SQLite stores as NULL (pinned by tests/pricing_api/test_consistency_audit.py).
+NULL = math.nan
+NULLABLE = frozenset({"category", "competitor_price"})
 ITEM_COLUMNS = ("product_id", "product_known", "category", "list_price", "unit_cost", "competitor_price", "price",
                 "buy_probability", "expected_margin", "guardrail", "reused")
 
@@ -64,7 +70,7 @@ ITEM_COLUMNS = ("product_id", "product_known", "category", "list_price", "unit_c
 class AuditBatch:
     """One pricing pass: per customer request (quote_id, shop_id, pseudonym, path, number of items) and item columns.
 
-    The request path only hands over lists it already has; the writer thread expands them into rows.
+    The request path only hands over lists it already has (flags as ints); the writer thread expands them into rows.
     """
 
     quoted_at: float
@@ -79,8 +85,8 @@ class AuditBatch:
         """The batch as insert tuples in COLUMNS order (built column-wise: the per-row work stays in C)."""
         n = len(self)
         per_request = [list(itertools.chain.from_iterable([c[f]] * c[4] for c in self.customers)) for f in range(4)]
-        return zip([self.quoted_at] * n, *per_request, *(self.items[c] for c in ITEM_COLUMNS), [self.model_version] * n,
-                   strict=True)
+        items = [[NULL if v is None else v for v in self.items[c]] if c in NULLABLE else self.items[c] for c in ITEM_COLUMNS]
+        return zip([self.quoted_at] * n, *per_request, *items, [self.model_version] * n, strict=True)
 
 
 def open_audit(path: Path) -> sqlite3.Connection:

@@ -117,8 +117,8 @@ class QuoteService:
         known = [c.record.known for c in customers]
         self.metrics.quoted(labels, known, int(priced.reused.sum()))
         probs, margins = np.round(priced.probability, 6).tolist(), np.round(priced.margin, 4).tolist()
-        self._audit(customers, counts.tolist(), items, known_product.tolist(), prices, probs, margins, labels,
-                    priced.reused.tolist(), version, now)
+        self._audit(customers, counts.tolist(), items, known_product.astype(np.int8).tolist(), prices, probs, margins, labels,
+                    priced.reused.astype(np.int8).tolist(), version, now)
         return self._bodies(requests, customers, counts, items, known_product, prices, probs, margins, labels, version)
 
     def _features(self, requests: list[QuoteRequest], customers: list[_Customer], counts: np.ndarray, pids: list[str],
@@ -191,8 +191,8 @@ class QuoteService:
         shops = np.repeat(np.array([r.shop_id for r in requests], dtype=object), counts).tolist()
         return rails, np.array([code(s, it.category) for s, it in zip(shops, items, strict=True)], dtype=np.intp)
 
-    def _audit(self, customers: list[_Customer], counts: list[int], items: list[Any], known_product: list[bool],
-               prices: list[float], probs: list[float], margins: list[float], labels: list[str], reused: list[bool],
+    def _audit(self, customers: list[_Customer], counts: list[int], items: list[Any], known_product: list[int],
+               prices: list[float], probs: list[float], margins: list[float], labels: list[str], reused: list[int],
                version: str, now: float) -> None:
         self.audit.record(AuditBatch(now, version, [
             (f"{_QUOTE_PREFIX}-{next(_QUOTE_SERIAL):x}", c.shop_id, c.pseudonym, "known" if c.record.known else "cold_start", k)

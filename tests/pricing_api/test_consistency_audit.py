@@ -75,6 +75,8 @@ def test_every_quote_is_audited_with_the_pseudonym_only(api: Api, world: World) 
     assert first["price"] == resp["quotes"][0]["price"] and first["buy_probability"] == resp["quotes"][0]["buy_probability"]
     assert first["guardrail"] == resp["quotes"][0]["guardrail"] and first["product_id"] == resp["quotes"][0]["product_id"]
     assert abs(first["quoted_at"] - time.time()) < 60
+    assert first["category"] is None and first["competitor_price"] is None  # bound as NaN, stored as NULL
+    assert (first["product_known"], first["reused"]) == (1, 0)
     assert rows[0]["quote_id"] == rows[1]["quote_id"] != rows[2]["quote_id"] and rows[2]["customer_path"] == "cold_start"
     api.client.__exit__(None, None, None)
     raw = b"".join(p.read_bytes() for p in api.settings.audit_db.parent.glob("audit.sqlite*"))
