@@ -1,8 +1,9 @@
-"""The quote audit log: an append-only SQLite table, written in batches by one background thread.
+"""The quote audit log: append-only SQLite tables, written in batches by one background thread.
 
-Every quoted item becomes a row (pseudonym, shop, product, inputs, price, probability, guardrail, model
-version, time): what the next training rounds can learn from. Raw customer ids never reach it. Triggers
-refuse UPDATE and DELETE, so the application (or a mistaken script) cannot rewrite history.
+Every quoted item becomes a row of the view quote_audit (pseudonym, shop, product, inputs, price, probability,
+guardrail, model version, time): what the next training rounds can learn from. It joins quote_requests (one
+row per customer request) and quote_items (one per item). Raw customer ids never reach them. Triggers refuse
+UPDATE and DELETE on the tables and the view, so the application (or a mistaken script) cannot rewrite history.
 """
 
 from __future__ import annotations
@@ -20,14 +21,32 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+REQUEST_COLUMNS = ("quoted_at", "quote_id", "shop_id", "pseudonym", "customer_path", "model_version")
+ITEM_COLUMNS = ("product_id", "product_known", "category", "list_price", "unit_cost", "competitor_price", "price",
+                "buy_probability", "expected_margin", "guardrail", "reused")
+# Each customer request is one quote_requests row and each quoted item a quote_items row referencing it, so the
+# per-request fields are bound once per request, not once per item. The view quote_audit joins them back into one
+# row per quoted item with the columns of the original single table (id = the item's id, in quoting order).
+AUDIT_COLUMNS = ("id", *REQUEST_COLUMNS[:5], *ITEM_COLUMNS, "model_version")
+_APPEND_ONLY = """
+CREATE TRIGGER IF NOT EXISTS {name}_no_update {when} UPDATE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS {name}_no_delete {when} DELETE ON {table}
+BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END;
+"""
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS quote_audit (
+CREATE TABLE IF NOT EXISTS quote_requests (
     id INTEGER PRIMARY KEY,
     quoted_at REAL NOT NULL,            -- unix seconds (UTC)
     quote_id TEXT NOT NULL,             -- one storefront request
     shop_id TEXT NOT NULL,
     pseudonym TEXT NOT NULL,            -- the shop's keyed pseudonym, never the raw id
     customer_path TEXT NOT NULL,        -- known | cold_start
+    model_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quote_items (
+    id INTEGER PRIMARY KEY,
+    request_id INTEGER NOT NULL REFERENCES quote_requests (id),
     product_id TEXT NOT NULL,
     product_known INTEGER NOT NULL,
     category TEXT,
@@ -38,32 +57,39 @@ CREATE TABLE IF NOT EXISTS quote_audit (
     buy_probability REAL NOT NULL,
     expected_margin REAL NOT NULL,
     guardrail TEXT NOT NULL,
-    reused INTEGER NOT NULL,            -- 1 when the price repeats an earlier quote (consistency window)
-    model_version TEXT NOT NULL
+    reused INTEGER NOT NULL             -- 1 when the price repeats an earlier quote (consistency window)
 );
-CREATE TRIGGER IF NOT EXISTS quote_audit_no_update BEFORE UPDATE ON quote_audit
-BEGIN SELECT RAISE(ABORT, 'quote_audit is append-only: UPDATE refused'); END;
-CREATE TRIGGER IF NOT EXISTS quote_audit_no_delete BEFORE DELETE ON quote_audit
-BEGIN SELECT RAISE(ABORT, 'quote_audit is append-only: DELETE refused'); END;
-"""
-COLUMNS = ("quoted_at", "quote_id", "shop_id", "pseudonym", "customer_path", "product_id", "product_known", "category",
-           "list_price", "unit_cost", "competitor_price", "price", "buy_probability", "expected_margin", "guardrail",
-           "reused", "model_version")
-_ROW = f"({', '.join('?' * len(COLUMNS))})"
-_INSERT = f"INSERT INTO quote_audit ({', '.join(COLUMNS)}) VALUES {_ROW}"
+""" + "".join(_APPEND_ONLY.format(name=t, table=t, when="BEFORE") for t in ("quote_requests", "quote_items"))
+_JOINED = (f"SELECT i.id, {', '.join('r.' + c for c in REQUEST_COLUMNS[:5])}, {', '.join('i.' + c for c in ITEM_COLUMNS)}, "
+           "r.model_version FROM quote_items AS i JOIN quote_requests AS r ON r.id = i.request_id")
+LEGACY_TABLE = "quote_audit_v1"  # the single table of earlier versions, renamed on first open; its triggers stay
 # Rows per INSERT statement. Each statement step releases and re-takes the GIL, which the busy event loop
 # holds: one step per row made the writer thread wait and switch for every row (and cost the loop too).
 ROWS_PER_INSERT = 64
-_INSERT_MANY = f"INSERT INTO quote_audit ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW] * ROWS_PER_INSERT)}"
-
-
 # sqlite3 binds exact ints, floats and strs directly but sends bool and None through its adapter lookup (two
 # failed attribute lookups, about three times the cost): flags arrive as ints, and a missing value is bound as
 # NaN, which SQLite stores as NULL (pinned by tests/pricing_api/test_consistency_audit.py).
 NULL = math.nan
 NULLABLE = frozenset({"category", "competitor_price"})
-ITEM_COLUMNS = ("product_id", "product_known", "category", "list_price", "unit_cost", "competitor_price", "price",
-                "buy_probability", "expected_margin", "guardrail", "reused")
+
+
+class _Insert:
+    """Multi-row INSERT statements for one table (ROWS_PER_INSERT rows each, the remainder one by one)."""
+
+    def __init__(self, table: str, n_columns: int) -> None:
+        row = f"({', '.join('?' * n_columns)})"
+        self.one = f"INSERT INTO {table} VALUES {row}"
+        self.many = f"INSERT INTO {table} VALUES {', '.join([row] * ROWS_PER_INSERT)}"
+
+    def __call__(self, conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+        full = len(rows) - len(rows) % ROWS_PER_INSERT
+        conn.executemany(self.many, (tuple(itertools.chain.from_iterable(rows[i : i + ROWS_PER_INSERT]))
+                                     for i in range(0, full, ROWS_PER_INSERT)))
+        conn.executemany(self.one, rows[full:])
+
+
+_INSERT_REQUESTS = _Insert("quote_requests", 1 + len(REQUEST_COLUMNS))
+_INSERT_ITEMS = _Insert("quote_items (request_id, " + ", ".join(ITEM_COLUMNS) + ")", 1 + len(ITEM_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -81,22 +107,43 @@ class AuditBatch:
     def __len__(self) -> int:
         return len(self.items["price"])
 
-    def rows(self) -> Iterator[tuple[object, ...]]:
-        """The batch as insert tuples in COLUMNS order (built column-wise: the per-row work stays in C)."""
-        n = len(self)
-        per_request = [list(itertools.chain.from_iterable([c[f]] * c[4] for c in self.customers)) for f in range(4)]
+    def rows(self, first_id: int) -> tuple[list[tuple[object, ...]], Iterator[tuple[object, ...]]]:
+        """quote_requests rows (ids from `first_id`) and quote_items rows (request id, ITEM_COLUMNS), built column-wise."""
+        ids = range(first_id, first_id + len(self.customers))
+        requests = [(i, self.quoted_at, *c[:4], self.model_version) for i, c in zip(ids, self.customers, strict=True)]
+        owner = list(itertools.chain.from_iterable([i] * c[4] for i, c in zip(ids, self.customers, strict=True)))
         items = [[NULL if v is None else v for v in self.items[c]] if c in NULLABLE else self.items[c] for c in ITEM_COLUMNS]
-        return zip([self.quoted_at] * n, *per_request, *items, [self.model_version] * n, strict=True)
+        return requests, zip(owner, *items, strict=True)
 
 
 def open_audit(path: Path) -> sqlite3.Connection:
-    """Open (creating) the audit database with the append-only table and its triggers."""
+    """Open (creating) the audit database: append-only tables, their triggers and the quote_audit view.
+
+    A database of the earlier single-table layout keeps its rows, as LEGACY_TABLE (still append-only); the view
+    then shows them first, their ids unchanged and the new items' ids after the last of them.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a power loss may lose the last commits, never corrupts
+    with conn:
+        if _kind(conn, "quote_audit") == "table":
+            conn.execute(f"ALTER TABLE quote_audit RENAME TO {LEGACY_TABLE}")
     conn.executescript(SCHEMA)
+    if _kind(conn, "quote_audit") is None:
+        view = _JOINED
+        if _kind(conn, LEGACY_TABLE) == "table":
+            offset = int(conn.execute(f"SELECT coalesce(max(id), 0) FROM {LEGACY_TABLE}").fetchone()[0])
+            view = (f"SELECT {', '.join(AUDIT_COLUMNS)} FROM {LEGACY_TABLE} UNION ALL "
+                    + _JOINED.replace("SELECT i.id,", f"SELECT i.id + {offset} AS id,", 1))
+        conn.executescript(f"CREATE VIEW IF NOT EXISTS quote_audit AS {view};"
+                           + _APPEND_ONLY.format(name="quote_audit_view", table="quote_audit", when="INSTEAD OF"))
     return conn
+
+
+def _kind(conn: sqlite3.Connection, name: str) -> str | None:
+    found = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    return None if found is None else str(found[0])
 
 
 class AuditLog:
@@ -123,14 +170,20 @@ class AuditLog:
         self._queue.put(batch)
 
     def _write(self, batches: list[AuditBatch]) -> None:
-        rows = list(itertools.chain.from_iterable(b.rows() for b in batches))
-        full = len(rows) - len(rows) % ROWS_PER_INSERT
         try:
             with self._db_lock, self._conn:  # in order: ids follow quoting time (see `recent`)
-                self._conn.executemany(_INSERT_MANY, (tuple(itertools.chain.from_iterable(rows[i : i + ROWS_PER_INSERT]))
-                                                      for i in range(0, full, ROWS_PER_INSERT)))
-                self._conn.executemany(_INSERT, rows[full:])
-            self.written += len(rows)
+                self._conn.execute("BEGIN IMMEDIATE")  # the write lock first: request ids are taken from the table
+                next_id = int(self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM quote_requests").fetchone()[0])
+                requests: list[tuple[object, ...]] = []
+                items: list[tuple[object, ...]] = []
+                for b in batches:
+                    reqs, its = b.rows(next_id)
+                    requests += reqs
+                    items.extend(its)
+                    next_id += len(reqs)
+                _INSERT_REQUESTS(self._conn, requests)
+                _INSERT_ITEMS(self._conn, items)
+            self.written += len(items)
         except sqlite3.Error as exc:
             self.failures += 1
             log.error("audit log %s: could not write %d batches: %s", self.path, len(batches), exc)
@@ -167,22 +220,31 @@ class AuditLog:
     def recent(self, since: float, limit: int, *, chunk: int = 20_000) -> list[tuple[object, ...]]:
         """First-time quotes since `since` (oldest first): what the consistency memory is warmed with.
 
-        Rows are appended in time order, so this walks back from the newest id in chunks and stops at the
-        first row older than `since` (no time index to maintain on every insert).
+        Rows are appended in time order, so this walks back from the newest item in chunks and stops at the
+        first row older than `since` (no time index to maintain on every insert); then the legacy table, if any.
         """
+        cols = "shop_id, pseudonym, product_id, model_version, price, guardrail, list_price, unit_cost, competitor_price"
+        sources = [f"SELECT i.id, {', '.join(('i.' if c in ITEM_COLUMNS else 'r.') + c for c in cols.split(', '))}, "
+                   "r.quoted_at, i.reused FROM quote_items AS i JOIN quote_requests AS r ON r.id = i.request_id WHERE i.id < ?"]
         out: list[tuple[object, ...]] = []
-        upper = None
         with self._db_lock:
-            while len(out) < limit:
-                rows = self._conn.execute(
-                    "SELECT id, shop_id, pseudonym, product_id, model_version, price, guardrail, list_price, unit_cost,"
-                    " competitor_price, quoted_at, reused FROM quote_audit WHERE id < ? ORDER BY id DESC LIMIT ?",
-                    (upper if upper is not None else 2**63 - 1, chunk)).fetchall()
-                if not rows:
-                    break
-                upper = rows[-1][0]
-                fresh = [r for r in rows if float(r[10]) >= since]
-                out.extend(r[1:11] for r in fresh if r[11] == 0)
-                if len(fresh) < len(rows):
+            if _kind(self._conn, LEGACY_TABLE) == "table":
+                sources.append(f"SELECT id, {cols}, quoted_at, reused FROM {LEGACY_TABLE} WHERE id < ?")
+            for source in sources:
+                if self._walk_back(source, since, limit, chunk, out):
                     break
         return list(reversed(out[:limit]))
+
+    def _walk_back(self, source: str, since: float, limit: int, chunk: int, out: list[tuple[object, ...]]) -> bool:
+        """Append `source`'s first-time rows since `since`, newest first; True once an older row or `limit` is reached."""
+        upper = 2**63 - 1
+        while len(out) < limit:
+            rows = self._conn.execute(f"{source} ORDER BY 1 DESC LIMIT ?", (upper, chunk)).fetchall()
+            if not rows:
+                return False
+            upper = rows[-1][0]
+            fresh = [r for r in rows if float(r[10]) >= since]
+            out.extend(r[1:11] for r in fresh if r[11] == 0)
+            if len(fresh) < len(rows):
+                return True
+        return True

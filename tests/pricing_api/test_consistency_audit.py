@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from api_world import Api, World, basket
 
-from pricing_api.audit import open_audit
+from pricing_api.audit import LEGACY_TABLE, AuditBatch, AuditLog, open_audit
 from pricing_api.consistency import PriceMemory
 
 
@@ -92,9 +92,57 @@ def test_audit_table_refuses_update_and_delete(api: Api, world: World) -> None:
             conn.execute("UPDATE quote_audit SET price = 0")
         with pytest.raises(sqlite3.IntegrityError, match="append-only: DELETE refused"):
             conn.execute("DELETE FROM quote_audit")
+        for table in ("quote_requests", "quote_items"):  # the tables behind the view
+            with pytest.raises(sqlite3.IntegrityError, match=f"{table} is append-only: UPDATE refused"):
+                conn.execute(f"UPDATE {table} SET id = id + 1")
+            with pytest.raises(sqlite3.IntegrityError, match=f"{table} is append-only: DELETE refused"):
+                conn.execute(f"DELETE FROM {table}")
     finally:
         conn.close()
     assert len(audit_rows(api)) == 1
+
+
+LEGACY_SCHEMA = """
+CREATE TABLE quote_audit (id INTEGER PRIMARY KEY, quoted_at REAL NOT NULL, quote_id TEXT NOT NULL, shop_id TEXT NOT NULL,
+    pseudonym TEXT NOT NULL, customer_path TEXT NOT NULL, product_id TEXT NOT NULL, product_known INTEGER NOT NULL,
+    category TEXT, list_price REAL NOT NULL, unit_cost REAL NOT NULL, competitor_price REAL, price REAL NOT NULL,
+    buy_probability REAL NOT NULL, expected_margin REAL NOT NULL, guardrail TEXT NOT NULL, reused INTEGER NOT NULL,
+    model_version TEXT NOT NULL);
+CREATE TRIGGER quote_audit_no_update BEFORE UPDATE ON quote_audit
+BEGIN SELECT RAISE(ABORT, 'quote_audit is append-only: UPDATE refused'); END;
+"""
+
+
+def test_a_single_table_audit_database_keeps_its_rows_in_the_view(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as old:
+        old.executescript(LEGACY_SCHEMA)
+        old.execute("INSERT INTO quote_audit VALUES (7, ?, 'q-1', 'S1', 'v1:a', 'known', 'P1', 1, NULL, 10, 5, NULL, 9.5, 0.5,"
+                    " 2.25, 'none', 0, 'm1')", (time.time() - 5,))
+    log = AuditLog(db, flush_seconds=0.01)
+    log.record(AuditBatch(time.time(), "m1", [("q-2", "S2", "v1:b", "cold_start", 2)], {
+        "product_id": ["P2", "P3"], "product_known": [1, 0], "category": [None, "toys"], "list_price": [4.0, 6.0],
+        "unit_cost": [2.0, 3.0], "competitor_price": [None, 5.5], "price": [3.99, 5.49], "buy_probability": [0.2, 0.3],
+        "expected_margin": [0.4, 0.75], "guardrail": ["none", "competitor_cap"], "reused": [0, 1]}))
+    log.close()
+    again = AuditLog(db, flush_seconds=0.01)
+    try:
+        warm = again.recent(time.time() - 60, 10)
+    finally:
+        again.close()
+    assert [(r[0], r[2], r[4]) for r in warm] == [("S1", "P1", 9.5), ("S2", "P2", 3.99)]  # first-time quotes, oldest first
+    conn = open_audit(db)
+    try:
+        rows = conn.execute("SELECT id, shop_id, pseudonym, product_id, category, competitor_price, guardrail, model_version"
+                            " FROM quote_audit ORDER BY id").fetchall()
+        assert rows == [(7, "S1", "v1:a", "P1", None, None, "none", "m1"), (8, "S2", "v1:b", "P2", None, None, "none", "m1"),
+                        (9, "S2", "v1:b", "P3", "toys", 5.5, "competitor_cap", "m1")]
+        with pytest.raises(sqlite3.IntegrityError, match="append-only: UPDATE refused"):
+            conn.execute(f"UPDATE {LEGACY_TABLE} SET price = 0")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only: UPDATE refused"):
+            conn.execute("UPDATE quote_audit SET price = 0")
+    finally:
+        conn.close()
 
 
 def test_raw_ids_never_reach_the_logs(api: Api, world: World, caplog: pytest.LogCaptureFixture) -> None:
