@@ -23,6 +23,7 @@ _NONE, _COST_FLOOR, _BAND_LOW, _BAND_HIGH, _COMPETITOR_CAP = range(5)
 # interval, so it was rounded to cents instead; "unrounded": not even a whole cent lies in it.
 ROUNDING_LABELS: tuple[str, ...] = ("ending", "cents", "cents_fallback", "unrounded")
 _ENDING, _CENTS, _CENTS_FALLBACK, _UNROUNDED = range(4)
+_BOUND_ARRAY, _ROUNDING_ARRAY = np.asarray(BOUND_LABELS), np.asarray(ROUNDING_LABELS)  # indexed by the codes above
 
 
 def _is_real(value: object) -> bool:
@@ -105,6 +106,8 @@ def _validated_inputs(
         if not np.isfinite(p).all():
             problems.append("prices must be finite")
         arrays.append(p)
+    if not problems and len({a.shape for a in arrays}) == 1:
+        return r, c, comp, p  # one shape already: nothing to broadcast (broadcast_to costs microseconds per array)
     if not problems:
         try:
             shape = np.broadcast_shapes(*(a.shape for a in arrays))
@@ -233,8 +236,8 @@ def _guarded(
         rounding = np.where(has_ending, _ENDING, np.where(has_cent, _CENTS_FALLBACK, _UNROUNDED))
     return GuardedPrices(
         price=price,
-        bound=np.asarray(BOUND_LABELS)[source],
-        rounding=np.asarray(ROUNDING_LABELS)[rounding],
+        bound=_BOUND_ARRAY[source],
+        rounding=_ROUNDING_ARRAY[rounding],
         lower=lower,
         upper=upper,
     )

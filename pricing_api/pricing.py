@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from demand.guardrails import CheckedItems, GuardedPrices, Guardrails, check_items
+from demand.guardrails import BOUND_LABELS, CheckedItems, GuardedPrices, Guardrails, check_items
 
 Array = NDArray[np.float64]
+_LABEL = np.dtype(f"U{max(map(len, BOUND_LABELS))}")  # holds every guardrail label
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,13 @@ def _describe(items: CheckedItems, comp: Array, j: int, index: int) -> ItemProbl
 
 
 def _keep_previous(items: CheckedItems, guarded: GuardedPrices, prev: Array, prev_label: NDArray[np.str_] | None,
-                   same_inputs: NDArray[np.bool_] | None) -> tuple[Array, NDArray[np.object_], NDArray[np.bool_]]:
+                   same_inputs: NDArray[np.bool_] | None) -> tuple[Array, NDArray[np.str_], NDArray[np.bool_]]:
     """Prices and labels after consistency: an earlier price still inside today's interval is kept."""
-    p, lab = guarded.price, guarded.bound.astype(object)
+    p, lab = guarded.price, guarded.bound
     keep = ~np.isnan(prev) & (prev >= guarded.lower - 1e-9) & (prev <= guarded.upper + 1e-9)
     if not keep.any():
         return p, lab, keep
-    p = p.copy()
+    p, lab = p.copy(), lab.astype(_LABEL)
     same = keep & (same_inputs if same_inputs is not None else False)
     if same.any():  # identical inputs and guardrails: the earlier quote stands as it was
         p[same] = prev[same]
@@ -96,22 +97,24 @@ def price_items(
     """
     n = len(list_price)
     price, lower, upper, prob = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
-    label = np.empty(n, dtype=object)
+    label = np.empty(n, dtype=_LABEL)
     reused = np.zeros(n, dtype=bool)
     problems: list[ItemProblem] = []
     for gi, g in enumerate(rails):
-        idx = np.arange(n) if len(rails) == 1 else np.flatnonzero(group == gi)
-        if len(idx) == 0:
+        # one guardrail set (the usual case): a slice, so the arrays below are views, not copies
+        idx: slice | NDArray[np.intp] = slice(None) if len(rails) == 1 else np.flatnonzero(group == gi)
+        if not isinstance(idx, slice) and len(idx) == 0:
             continue
         comp = competitor_price[idx]
         items = check_items(g, mu=mu[idx], scale=scale[idx], list_price=list_price[idx], unit_cost=unit_cost[idx],
                             competitor_price=comp if g.competitor_cap is not None else None)
         bad = items.infeasible()
         if bad.any():
-            problems.extend(_describe(items, comp, j, int(idx[j])) for j in np.flatnonzero(bad).tolist())
+            at = np.arange(n)[idx]
+            problems.extend(_describe(items, comp, j, int(at[j])) for j in np.flatnonzero(bad).tolist())
             continue
         guarded = items.optimal()
-        p, lab = guarded.price, guarded.bound.astype(object)
+        p, lab = guarded.price, guarded.bound
         if previous_price is not None:
             p, lab, reused[idx] = _keep_previous(
                 items, guarded, previous_price[idx], None if previous_guardrail is None else previous_guardrail[idx],
@@ -120,4 +123,4 @@ def price_items(
         prob[idx] = items.probability(p)
     if problems:
         raise InfeasibleItemsError(sorted(problems, key=lambda p: p.index))
-    return PricedItems(price, label.astype(str), lower, upper, reused, prob, (price - unit_cost) * prob)
+    return PricedItems(price, label, lower, upper, reused, prob, (price - unit_cost) * prob)
