@@ -34,10 +34,27 @@ def simulate(*, shops: list[str], overrides: dict[str, Any], parallel: int = 2, 
     cfg = resolve({**overrides, "shops": ",".join(shops)})
     for key in ("shops-dir", "registry-dir", "central-dir"):
         cfg[key] = str(Path(cfg[key]).resolve())
-    os.environ[ENV_VAR] = json.dumps(cfg)  # the Ray actors inherit it (run_simulation passes no run_config)
     registry = Path(cfg["registry-dir"])
     before = (registry / "LATEST").read_text() if (registry / "LATEST").exists() else None
+    callers = os.environ.get(ENV_VAR)
+    os.environ[ENV_VAR] = json.dumps(cfg)  # the Ray actors inherit it (run_simulation passes no run_config)
+    try:
+        _run(shops, parallel=parallel, verbose=verbose)
+    finally:  # the next run in this process must not inherit this run's settings
+        if callers is None:
+            os.environ.pop(ENV_VAR, None)
+        else:
+            os.environ[ENV_VAR] = callers
+    after = (registry / "LATEST").read_text() if (registry / "LATEST").exists() else None
+    if after is None or after == before:
+        raise FedpriceError("the federated run did not publish a model (see the Flower log above); "
+                            "the registry keeps its previous model")
+    manifest: dict[str, Any] = json.loads((registry / after.strip() / "manifest.json").read_text())
+    return manifest
 
+
+def _run(shops: list[str], *, parallel: int, verbose: bool) -> None:
+    """Flower's simulation engine over the ServerApp and one ClientApp per shop (settings from the environment)."""
     from flwr.simulation import run_simulation
 
     from client.client_app import app as client_app
@@ -63,9 +80,3 @@ def simulate(*, shops: list[str], overrides: dict[str, Any], parallel: int = 2, 
         if quiet:
             flwr_logger.removeFilter(quiet)
             flwr_logger.propagate = propagate
-    after = (registry / "LATEST").read_text() if (registry / "LATEST").exists() else None
-    if after is None or after == before:
-        raise FedpriceError("the federated run did not publish a model (see the Flower log above); "
-                            "the registry keeps its previous model")
-    manifest: dict[str, Any] = json.loads((registry / after.strip() / "manifest.json").read_text())
-    return manifest
