@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
@@ -85,11 +86,11 @@ class QuoteService:
         counts = np.array([len(r.items) for r in requests])
         owner = np.repeat(np.arange(len(requests)), counts)
         n = len(items)
-        comp_list = [it.competitor_price for it in items]
-        prices_in = np.array([(it.list_price, it.unit_cost) for it in items], dtype=np.float64).reshape(n, 2)
-        lp, uc = prices_in[:, 0], prices_in[:, 1]
-        comp = np.array([np.nan if v is None else v for v in comp_list], dtype=np.float64)
         pids = [it.product_id for it in items]
+        lp_list, uc_list = [it.list_price for it in items], [it.unit_cost for it in items]
+        comp_list = [it.competitor_price for it in items]
+        lp, uc = np.array(lp_list, dtype=np.float64), np.array(uc_list, dtype=np.float64)
+        comp = np.array([np.nan if v is None else v for v in comp_list], dtype=np.float64)
 
         x, known_product = self._features(requests, customers, counts, pids, lp)
         rails, group = self._rails(requests, items, counts)
@@ -97,7 +98,7 @@ class QuoteService:
         own = owner.tolist()
         keys: list[Key] = [(customers[o].shop_id, customers[o].pseudonym, pid, version) for o, pid in zip(own, pids, strict=True)]
         rail_list = [rails[gi] for gi in group.tolist()] if len(rails) > 1 else [rails[0]] * n
-        inputs: list[Inputs] = list(zip(lp.tolist(), uc.tolist(), comp_list, rail_list, strict=True))
+        inputs: list[Inputs] = list(zip(lp_list, uc_list, comp_list, rail_list, strict=True))
         previous = self.memory.lookup(keys, inputs)
 
         mu, scale = model.predict(x)
@@ -117,8 +118,11 @@ class QuoteService:
         known = [c.record.known for c in customers]
         self.metrics.quoted(labels, known, int(priced.reused.sum()))
         probs, margins = np.round(priced.probability, 6).tolist(), np.round(priced.margin, 4).tolist()
-        self._audit(customers, counts.tolist(), items, known_product.astype(np.int8).tolist(), prices, probs, margins, labels,
-                    priced.reused.astype(np.int8).tolist(), version, now)
+        self._audit(customers, counts.tolist(), version, now, {
+            "product_id": pids, "product_known": known_product.astype(np.int8).tolist(),
+            "category": [it.category for it in items], "list_price": lp_list, "unit_cost": uc_list,
+            "competitor_price": comp_list, "price": prices, "buy_probability": probs, "expected_margin": margins,
+            "guardrail": labels, "reused": priced.reused.astype(np.int8).tolist()})
         return self._bodies(requests, customers, counts, items, known_product, prices, probs, margins, labels, version)
 
     def _features(self, requests: list[QuoteRequest], customers: list[_Customer], counts: np.ndarray, pids: list[str],
@@ -191,17 +195,12 @@ class QuoteService:
         shops = np.repeat(np.array([r.shop_id for r in requests], dtype=object), counts).tolist()
         return rails, np.array([code(s, it.category) for s, it in zip(shops, items, strict=True)], dtype=np.intp)
 
-    def _audit(self, customers: list[_Customer], counts: list[int], items: list[Any], known_product: list[int],
-               prices: list[float], probs: list[float], margins: list[float], labels: list[str], reused: list[int],
-               version: str, now: float) -> None:
+    def _audit(self, customers: list[_Customer], counts: list[int], version: str, now: float,
+               items: dict[str, Sequence[object]]) -> None:
+        """Queue one audit batch: each customer request with its item count, and the item columns."""
         self.audit.record(AuditBatch(now, version, [
             (f"{_QUOTE_PREFIX}-{next(_QUOTE_SERIAL):x}", c.shop_id, c.pseudonym, "known" if c.record.known else "cold_start", k)
-            for c, k in zip(customers, counts, strict=True)], {
-            "product_id": [it.product_id for it in items], "product_known": known_product,
-            "category": [it.category for it in items], "list_price": [it.list_price for it in items],
-            "unit_cost": [it.unit_cost for it in items], "competitor_price": [it.competitor_price for it in items],
-            "price": prices, "buy_probability": probs, "expected_margin": margins, "guardrail": labels, "reused": reused,
-        }))
+            for c, k in zip(customers, counts, strict=True)], items))
 
     @staticmethod
     def _bodies(requests: list[QuoteRequest], customers: list[_Customer], counts: np.ndarray, items: list[Any],
