@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from demand.guardrails import BOUND_LABELS, CheckedItems, GuardedPrices, Guardrails, check_items
+from demand.guardrails import BOUND_LABELS, CheckedItems, Guardrails, check_items
 
 Array = NDArray[np.float64]
 _LABEL = np.dtype(f"U{max(map(len, BOUND_LABELS))}")  # holds every guardrail label
@@ -56,23 +56,35 @@ def _describe(items: CheckedItems, comp: Array, j: int, index: int) -> ItemProbl
                                                   f"below the lowest allowed price {lower:.2f} (cost floor and band)")
 
 
-def _keep_previous(items: CheckedItems, guarded: GuardedPrices, prev: Array, prev_label: NDArray[np.str_] | None,
-                   same_inputs: NDArray[np.bool_] | None) -> tuple[Array, NDArray[np.str_], NDArray[np.bool_]]:
-    """Prices and labels after consistency: an earlier price still inside today's interval is kept."""
-    p, lab = guarded.price, guarded.bound
-    keep = ~np.isnan(prev) & (prev >= guarded.lower - 1e-9) & (prev <= guarded.upper + 1e-9)
-    if not keep.any():
-        return p, lab, keep
-    p, lab = p.copy(), lab.astype(_LABEL)
+def _consistent_prices(items: CheckedItems, prev: Array | None, prev_label: NDArray[np.str_] | None,
+                       same_inputs: NDArray[np.bool_] | None) -> tuple[Array, NDArray[np.str_], NDArray[np.bool_], Array]:
+    """Prices, labels, where an earlier price was kept, and upper bounds, for one guardrail set's feasible items.
+
+    An earlier price still inside today's interval is kept: as it was where the inputs are the same, else
+    re-checked by the guardrails. When every item repeats an earlier quote with the same inputs, the optimum
+    (which would be discarded) is not computed.
+    """
+    upper = np.maximum(items.upper, items.lower)  # bounds crossing within tolerance collapse onto lower, as guarded
+    if prev is None:
+        guarded = items.optimal()
+        return guarded.price, guarded.bound, np.zeros(len(upper), dtype=bool), upper
+    keep = ~np.isnan(prev) & (prev >= items.lower - 1e-9) & (prev <= upper + 1e-9)
     same = keep & (same_inputs if same_inputs is not None else False)
-    if same.any():  # identical inputs and guardrails: the earlier quote stands as it was
+    if same.all():  # identical inputs and guardrails: the earlier quotes stand as they were
+        return prev, np.full(len(prev), "none", _LABEL) if prev_label is None else prev_label, keep, upper
+    guarded = items.optimal()
+    p, lab = guarded.price, guarded.bound
+    if not keep.any():
+        return p, lab, keep, upper
+    p, lab = p.copy(), lab.astype(_LABEL)
+    if same.any():
         p[same] = prev[same]
         lab[same] = prev_label[same] if prev_label is not None else "none"
     changed = np.flatnonzero(keep & ~same)
     if len(changed):  # inputs moved but the old price is still allowed: re-check it through the guardrails
         again = items.take(changed).guard(prev[changed])
         p[changed], lab[changed] = again.price, again.bound
-    return p, lab, keep
+    return p, lab, keep, upper
 
 
 def price_items(
@@ -113,13 +125,10 @@ def price_items(
             at = np.arange(n)[idx]
             problems.extend(_describe(items, comp, j, int(at[j])) for j in np.flatnonzero(bad).tolist())
             continue
-        guarded = items.optimal()
-        p, lab = guarded.price, guarded.bound
-        if previous_price is not None:
-            p, lab, reused[idx] = _keep_previous(
-                items, guarded, previous_price[idx], None if previous_guardrail is None else previous_guardrail[idx],
-                None if same_inputs is None else same_inputs[idx])
-        price[idx], lower[idx], upper[idx], label[idx] = p, guarded.lower, guarded.upper, lab
+        p, lab, reused[idx], upper[idx] = _consistent_prices(
+            items, None if previous_price is None else previous_price[idx],
+            None if previous_guardrail is None else previous_guardrail[idx], None if same_inputs is None else same_inputs[idx])
+        price[idx], lower[idx], label[idx] = p, items.lower, lab
         prob[idx] = items.probability(p)
     if problems:
         raise InfeasibleItemsError(sorted(problems, key=lambda p: p.index))
