@@ -12,15 +12,21 @@ from demand.schema import N_FEATURES
 from pricing_api.fast_forward import compile_forward
 
 
-def test_numpy_forward_matches_torch_on_the_trained_model(world: World) -> None:
-    model = DemandModel()
-    model.load_state_dict(world.trained_state())
+def _numpy_matches_torch(model: DemandModel, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Compile the numpy forward, check it against torch on random rows, return its (mu, s)."""
     forward, engine = compile_forward(model, N_FEATURES)
     assert engine == "numpy"
-    x = np.random.default_rng(1).normal(size=(37, N_FEATURES)).astype(np.float32)
+    x = np.random.default_rng(seed).normal(size=(rows, N_FEATURES)).astype(np.float32)
     mu, s = forward(x)
     mu_t, s_t = predict(model, x)
     assert np.abs(mu - mu_t).max() < 1e-5 and np.abs(s - s_t).max() < 1e-5
+    return mu, s
+
+
+def test_numpy_forward_matches_torch_on_the_trained_model(world: World) -> None:
+    model = DemandModel()
+    model.load_state_dict(world.trained_state())
+    _, s = _numpy_matches_torch(model, 37, seed=1)
     assert (s > 0).all()
 
 
@@ -53,10 +59,5 @@ def test_layer_norm_with_and_without_a_linear_layer_before_it_matches_torch() ->
     model = DemandModel()
     model.body = nn.Sequential(nn.Linear(N_FEATURES, 64), nn.Tanh(), nn.LayerNorm(64), nn.ReLU(), nn.Linear(64, 64),
                                nn.LayerNorm(64), nn.Tanh())
-    forward, engine = compile_forward(model, N_FEATURES)
-    assert engine == "numpy"
-    x = np.random.default_rng(2).normal(size=(50, N_FEATURES)).astype(np.float32)
-    mu, s = forward(x)
-    mu_t, s_t = predict(model, x)
-    assert np.abs(mu - mu_t).max() < 1e-5 and np.abs(s - s_t).max() < 1e-5
+    mu, s = _numpy_matches_torch(model, 50, seed=2)
     assert mu.dtype == s.dtype == np.float64
