@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pricing_api.metrics import ApiMetrics
+
+log = logging.getLogger(__name__)
+CLIENT_CLOSED = 499  # the metrics' status for a request whose client went away mid-body (nginx's convention)
 
 
 def _too_large(limit: int, size: int | None) -> str:
@@ -63,6 +68,9 @@ class ServingMiddleware:
 
         try:
             await self.app(scope, limited_receive, timed_send)
+        except ClientDisconnect:  # the client left before its body arrived: nobody to answer, nothing went wrong
+            status = CLIENT_CLOSED
+            log.debug("%s %s: client disconnected before sending its body", scope.get("method"), scope.get("path"))
         finally:
             self._record(scope, status, start)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -96,3 +97,34 @@ def test_fast_path_leaves_other_paths_to_the_app(pair: Pair, world: World) -> No
         a = fast.post(path, json={"requests": []}, headers=auth, follow_redirects=False)
         b = route.post(path, json={"requests": []}, headers=auth, follow_redirects=False)
         assert _comparable(a) == _comparable(b), path
+
+
+def _leave_mid_body(client: TestClient, key: str) -> list[dict[str, Any]]:
+    """Send half a quote body straight to the ASGI app, then disconnect; return what the app sent back."""
+    messages: list[dict[str, Any]] = []
+    incoming = iter([{"type": "http.request", "body": b'{"shop_id": "S1", ', "more_body": True}, {"type": "http.disconnect"}])
+
+    async def receive() -> dict[str, Any]:
+        return next(incoming)
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/quotes", "raw_path": b"/v1/quotes", "root_path": "", "query_string": b"",
+             "headers": [(b"authorization", f"Bearer {key}".encode()), (b"content-type", b"application/json")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {}}
+    assert client.portal is not None
+    client.portal.call(client.app, scope, receive, send)  # raises if the disconnect escaped to the server
+    return messages
+
+
+def test_a_client_that_leaves_mid_body_is_no_server_error(pair: Pair, caplog: pytest.LogCaptureFixture) -> None:
+    """Both paths: nothing is sent, nothing is logged as an error, the metrics count it as 499, not 500."""
+    fast, route, keys = pair
+    for client in (fast, route):
+        assert _leave_mid_body(client, keys["quote"]) == []
+        metrics = client.get("/metrics").text
+        assert 'fedprice_api_requests_total{method="POST",route="/v1/quotes",status="499"} 1.0' in metrics
+        assert 'route="/v1/quotes",status="500"' not in metrics
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
