@@ -10,8 +10,8 @@ from demand.guardrails import BOUND_LABELS
 
 MAX_PRICE = 1e9  # currency units; beyond this a price is an input error, not a product
 MAX_ITEMS_PER_QUOTE = 1000  # the default of settings.max_items_per_quote; the schema's hard ceiling
-Price = Annotated[float, Field(ge=0.01, le=MAX_PRICE, allow_inf_nan=False)]
-Cost = Annotated[float, Field(ge=0.0, le=MAX_PRICE, allow_inf_nan=False)]
+Price = Annotated[float, Field(ge=0.01, le=MAX_PRICE, allow_inf_nan=False, strict=True)]  # strict: no "12.5" or true
+Cost = Annotated[float, Field(ge=0.0, le=MAX_PRICE, allow_inf_nan=False, strict=True)]
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
 ShopId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 Guardrail = Literal["none", "cost_floor", "band_low", "band_high", "competitor_cap"]

@@ -92,6 +92,8 @@ def test_concurrent_single_quotes_are_answered_separately(api: Api, world: World
         ({"surprise": 1}, "items[0].surprise", "Extra inputs are not permitted"),
         ({"unit_cost": 50.0}, "items[0].unit_cost", "above the band's top 1.2 x list_price = 12.00"),
         ({"product_id": ""}, "items[0].product_id", "at least 1 character"),
+        ({"list_price": "12.5"}, "items[0].list_price", "valid number"),  # no silent coercion of strings or booleans
+        ({"unit_cost": True}, "items[0].unit_cost", "valid number"),
     ],
 )
 def test_bad_items_get_422_naming_the_field(api: Api, item: dict[str, object], field: str, text: str) -> None:
