@@ -216,6 +216,6 @@ class QuoteService:
             path = "known" if c.record.known else "cold_start"
             out.append({"model_version": version, "shop_id": r.shop_id,
                         "customer": {"pseudonym_prefix": c.pseudonym[:12], "known": c.record.known, "path": path},
-                        "quotes": quotes[start : start + k], "personalised": True})
+                        "quotes": quotes[start : start + k], "personalised": c.record.known})
             start += k
         return out

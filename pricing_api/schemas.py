@@ -76,7 +76,9 @@ class QuoteResponse(BaseModel):
     shop_id: str
     customer: Customer
     quotes: list[Quote]
-    personalised: Literal[True] = Field(True, description="Prices are personalised by automated decision-making.")
+    personalised: bool = Field(description="True when automated decision-making used this customer's own history to set "
+                               "the prices (the disclosure personalised pricing needs); false on the cold-start path, "
+                               "where every unknown customer gets the same market-level prices.")
 
 
 class BatchResponse(BaseModel):

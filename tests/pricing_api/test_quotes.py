@@ -41,6 +41,7 @@ def test_unknown_customer_and_unseen_product_take_the_cold_start_path(api: Api, 
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["customer"]["known"] is False and body["customer"]["path"] == "cold_start"
+    assert body["personalised"] is False  # market-level prices: nothing about this customer went into them
     assert [q["product_known"] for q in body["quotes"]] == [True, False]
     unseen = body["quotes"][1]
     assert 16.0 <= unseen["price"] <= 24.0 and unseen["price"] >= 12.0
