@@ -89,6 +89,8 @@ def snapshot(tx: pd.DataFrame, as_of: pd.Timestamp) -> Snapshot:
             "age_group": cg["age_group"].agg(lambda s: s.mode().iat[0] if len(s.mode()) else ""),
         }
     )
+    # The window the counts cover: from the shop's first recorded day to `as_of` (the same for every customer).
+    customers["history_days"] = float((as_of - tx["date"].min()).days) if len(tx) else 0.0
     return Snapshot(
         as_of=as_of,
         customers=customers,
@@ -163,7 +165,8 @@ def row_features(snap: Snapshot, offers: pd.DataFrame, catalogue: pd.Index) -> n
     skey = pd.MultiIndex.from_arrays([offers["customer"], sub])
     sc = snap.subclass_counts.reindex(skey).fillna(0.0).to_numpy()
     nv = snap.customers["n_visits"].reindex(customers).fillna(0.0).to_numpy()[c_code]
-    return schema.assemble(cblock, pblock, schema.pair_features(pc, sc, nv), offers["weekend"].to_numpy())
+    days = snap.customers["history_days"].reindex(customers).fillna(0.0).to_numpy()[c_code]
+    return schema.assemble(cblock, pblock, schema.pair_features(pc, sc, nv, days), offers["weekend"].to_numpy())
 
 
 def pack_customers(offers: pd.DataFrame, x: np.ndarray, cfg: FeatureConfig, rng: np.random.Generator) -> CustomerExamples:

@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from client.publish import customer_context
-from demand.schema import CUSTOMER_STATS, cold_start_customer, customer_features, product_features
+from demand.schema import (
+    CUSTOMER_STATS,
+    SCHEMA_VERSION,
+    cold_start_customer,
+    customer_features,
+    product_features,
+    schema_hash,
+)
 from feature_store.store import connect, customer_blobs, published_shops, shop_products
 from fedprice.errors import ConfigError, FedpriceError
 from privacy.keys import ShopKeyring
@@ -42,6 +49,7 @@ class CustomerRecord:
     known: bool
     vector: np.ndarray
     n_visits: float
+    history_days: float = 0.0  # the window the counts cover (see demand.schema.per_period)
     products: dict[str, int] = field(default_factory=dict)
     subclasses: dict[str, int] = field(default_factory=dict)
 
@@ -67,7 +75,8 @@ def decode_customer(payload: bytes) -> CustomerRecord:
     stats = {k: np.array([float(doc["stats"][k])]) for k in CUSTOMER_STATS}
     vector = customer_features(stats, np.array([doc.get("age_group", "")], dtype=object))[0]
     n_visits = float(doc["stats"]["n_visits"])
-    return CustomerRecord(n_visits > 0, vector, n_visits, {str(k): int(v) for k, v in doc.get("products", {}).items()},
+    return CustomerRecord(n_visits > 0, vector, n_visits, float(doc["stats"]["history_days"]),
+                          {str(k): int(v) for k, v in doc.get("products", {}).items()},
                           {str(k): int(v) for k, v in doc.get("subclasses", {}).items()})
 
 
@@ -85,6 +94,7 @@ class FeatureSource:
         self._db_lock = threading.Lock()
         self._lock = threading.Lock()
         self._published: dict[str, str] = {}
+        self._schemas: dict[str, str] = {}  # shop -> feature-schema hash of its publication
         self._catalogues: dict[str, ShopCatalogue] = {}
         self._customers: OrderedDict[tuple[str, str, str], CustomerRecord] = OrderedDict()
         self._checked = -1e18
@@ -104,7 +114,8 @@ class FeatureSource:
             return self._published
         with self._db_lock:
             try:
-                shops = {s: str(info["published_at"]) for s, info in published_shops(self._db()).items()}
+                published = published_shops(self._db())
+                shops = {s: str(info["published_at"]) for s, info in published.items()}
             except sqlite3.Error as exc:
                 raise ShopUnavailableError(f"feature store {self.store} is not readable: {exc}") from None
         with self._lock:
@@ -113,6 +124,7 @@ class FeatureSource:
                 del self._catalogues[shop]  # customer entries are keyed by published_at: the old ones age out
                 log.info("shop %s: new feature publication, caches renewed", shop)
             self._published = shops
+            self._schemas = {s: str(info["schema_hash"]) for s, info in published.items()}
         return shops
 
     def has_shop(self, shop_id: str) -> bool:
@@ -127,6 +139,9 @@ class FeatureSource:
         published_at = self.refresh().get(shop_id)
         if published_at is None:
             raise ShopUnavailableError(f"shop {shop_id} has not published features")
+        if self._schemas.get(shop_id) != schema_hash():
+            raise ShopUnavailableError(f"shop {shop_id} published features of another feature schema than this server's "
+                                       f"(v{SCHEMA_VERSION}): the shop re-runs `fedprice shop prepare`")
         try:
             keyring = ShopKeyring.load(shop_id, self.shops_dir / shop_id / "keys", create=False)
         except FedpriceError as exc:

@@ -171,8 +171,9 @@ class QuoteService:
             prod_block[miss] = product_features({"buy_rate": zero, "ref_price": lp[miss], "price_cv": zero},
                                                 known=np.zeros(len(zero)))
         n_visits = np.repeat(np.array([c.record.n_visits for c in customers]), counts)
+        days = np.repeat(np.array([c.record.history_days for c in customers]), counts)
         weekend = np.full(n, datetime.now(self.zone).weekday() >= 5, dtype=np.float32)
-        return assemble(cust_block, prod_block, pair_features(pc, sc, n_visits), weekend), known_product
+        return assemble(cust_block, prod_block, pair_features(pc, sc, n_visits, days), weekend), known_product
 
 
     def _rails(self, requests: list[QuoteRequest], items: list[Any], counts: np.ndarray) -> tuple[list[Guardrails], np.ndarray]:

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from client.features import FeatureConfig, build_dataset, snapshot
+from client.features import FeatureConfig, build_dataset, row_features, snapshot
 from client.ingest import ingest_export
 from client.storage import load_test, load_train
 from demand.schema import FEATURES, N_FEATURES
@@ -42,3 +42,22 @@ def test_weights_undo_negative_subsampling(market_dir, tmp_path) -> None:  # typ
     true_rate = float(full.bought.mean())
     assert abs(weighted_rate - true_rate) < 0.15 * true_rate
     assert FEATURES[0] == "c_known"
+
+
+def test_a_steady_shopper_has_the_same_features_after_one_month_of_history_as_after_three(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Training snapshots see one or two months of history, serving sees all of it: counts are per 30 days of the
+    # shop's window, so a customer who shops at the same rate is the same customer to the model at both times.
+    days = pd.date_range("2000-11-01", "2001-01-30", freq="D")
+    rows = [{"customer": "c1", "date": d, "product_id": "p1", "subclass": "s1", "amount": 1, "unit_price": 10.0,
+             "unit_cost": 6.0, "age_group": "35-39"} for d in days[::3]]
+    rows += [{"customer": "c2", "date": d, "product_id": "p2", "subclass": "s1", "amount": 1, "unit_price": 20.0,
+              "unit_cost": 12.0, "age_group": "<25"} for d in days]
+    tx = pd.DataFrame(rows)
+    one, three = snapshot(tx, pd.Timestamp("2000-12-01")), snapshot(tx, pd.Timestamp("2001-01-31"))
+    assert three.customers.loc["c1", "n_visits"] > 3 * one.customers.loc["c1", "n_visits"]  # raw counts kept: 31 vs 10
+    offers = pd.DataFrame({"customer": ["c1", "c1"], "product_id": ["p1", "p2"], "p_idx": [0, 1], "weekend": False})
+    catalogue = pd.Index(["p1", "p2"])
+    x_one, x_three = row_features(one, offers, catalogue), row_features(three, offers, catalogue)
+    counted = [FEATURES.index(f) for f in ("c_log_visits", "c_log_lines", "c_log_spend", "cp_log_product", "cp_log_subclass")]
+    np.testing.assert_allclose(x_three[:, counted], x_one[:, counted], atol=0.02)
+    assert x_one[0, FEATURES.index("c_log_visits")] > 0.5  # about 10 visits a month, not zero

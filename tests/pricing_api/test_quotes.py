@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 
 import pytest
 from api_world import Api, World, basket
@@ -198,3 +200,16 @@ def test_model_holder_refuses_path_tricks_in_latest(world: World, tmp_path) -> N
     (reg / "LATEST").write_text("../../etc")
     result = ModelHolder(reg, world.public_key).reload()
     assert result.status == "refused" and "not a version directory" in result.detail
+
+
+def test_a_shop_that_published_an_older_feature_schema_gets_a_clear_503(api_for, world: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = tmp_path / "feature_store.sqlite"
+    shutil.copy(world.feature_store, store)
+    with sqlite3.connect(store) as conn:
+        conn.execute("UPDATE publications SET schema_hash = 'an-older-schema' WHERE shop_id = 'S2'")
+    stale = api_for(feature_store=store)
+    resp = stale.quote({"shop_id": "S2", "customer_id": world.customers["S2"][0], "items": basket(world, "S2")})
+    assert resp.status_code == 503
+    assert resp.json()["detail"] == ("shop S2 published features of another feature schema than this server's (v2): "
+                                     "the shop re-runs `fedprice shop prepare`")
+    assert stale.quote({"shop_id": "S1", "customer_id": "c", "items": basket(world)}).status_code == 200
