@@ -122,6 +122,11 @@ def test_every_price_is_inside_every_guardrail(g: Guardrails, rows: list[tuple])
         given_comp = ~np.isnan(comp)
         assert (p[given_comp] <= comp[given_comp] * g.competitor_cap + tol).all()
     assert set(out.guardrail) <= {"none", "cost_floor", "band_low", "band_high", "competitor_cap"}
+    if g.price_ending is not None:  # freshly priced items end as asked wherever such a price lies clearly inside
+        ending = round(g.price_ending * 100)
+        first = np.ceil((out.lower * 100 + 1e-6 - ending) / 100) * 100 + ending
+        fits = (first <= out.upper * 100 - 1e-6) & np.array([x[5] is None for x in rows])
+        assert (np.rint(p[fits] * 100) % 100 == ending).all(), (p[fits], ending)
 
 
 @pytest.fixture
