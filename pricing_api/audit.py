@@ -66,6 +66,7 @@ LEGACY_TABLE = "quote_audit_v1"  # the single table of earlier versions, renamed
 # Rows per INSERT statement. Each statement step releases and re-takes the GIL, which the busy event loop
 # holds: one step per row made the writer thread wait and switch for every row (and cost the loop too).
 ROWS_PER_INSERT = 64
+RETRY_SECONDS = 1.0  # how often a failed audit write is retried when no new quotes arrive
 # sqlite3 binds exact ints, floats and strs directly but sends bool and None through its adapter lookup (two
 # failed attribute lookups, about three times the cost): flags arrive as ints, and a missing value is bound as
 # NaN, which SQLite stores as NULL (pinned by tests/pricing_api/test_consistency_audit.py).
@@ -157,19 +158,35 @@ class AuditLog:
         self._queue: queue.SimpleQueue[AuditBatch | None] = queue.SimpleQueue()
         self.failures = 0
         self.written = 0
+        # Batches a failed write left behind: retried first at every flush (every RETRY_SECONDS without traffic).
+        # While any wait, `healthy` is False, so readiness turns red and the balancer stops sending quotes whose
+        # audit rows could not be kept; nothing is dropped while the process lives.
+        self._pending: list[AuditBatch] = []
+        self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
     @property
     def healthy(self) -> bool:
-        """Whether the writer thread runs."""
-        return self._thread.is_alive()
+        """Whether the writer thread runs and every quote so far could be written (or is queued behind no failure)."""
+        return self._thread.is_alive() and not self._pending
+
+    @property
+    def problem(self) -> str | None:
+        """Why the audit log is not healthy, for readiness (None when it is)."""
+        if not self._thread.is_alive():
+            return "audit log writer is not running"
+        if self._pending:
+            waiting = sum(len(b) for b in self._pending)
+            return f"audit log {self.path}: {waiting} quoted items not yet written, retrying (last error: {self.last_error})"
+        return None
 
     def record(self, batch: AuditBatch) -> None:
         """Queue one request's rows."""
         self._queue.put(batch)
 
     def _write(self, batches: list[AuditBatch]) -> None:
+        batches = self._pending + batches
         try:
             with self._db_lock, self._conn:  # in order: ids follow quoting time (see `recent`)
                 self._conn.execute("BEGIN IMMEDIATE")  # the write lock first: request ids are taken from the table
@@ -184,16 +201,28 @@ class AuditLog:
                 _INSERT_REQUESTS(self._conn, requests)
                 _INSERT_ITEMS(self._conn, items)
             self.written += len(items)
-        except sqlite3.Error as exc:
+            if self._pending:
+                log.warning("audit log %s: written again after a failure (%d batches were waiting)", self.path,
+                            len(self._pending))
+            self._pending = []
+            self.last_error = None
+        except sqlite3.Error as exc:  # the transaction rolled back: keep every batch for the next attempt
             self.failures += 1
-            log.error("audit log %s: could not write %d batches: %s", self.path, len(batches), exc)
+            self._pending = batches
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.error("audit log %s: could not write %d batches (kept, retrying): %s", self.path, len(batches), exc)
 
     def _run(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
+            try:
+                first: AuditBatch | None | bool = self._queue.get(timeout=RETRY_SECONDS if self._pending else None)
+            except queue.Empty:
+                first = False  # nothing new: retry what waits
             batches: list[AuditBatch] = []
-            if first is None:
+            if first is False:
+                pass
+            elif first is None:
                 stop = True
             else:
                 batches.append(first)
@@ -207,7 +236,7 @@ class AuditLog:
                     stop = True
                 else:
                     batches.append(item)
-            if batches:
+            if batches or self._pending:
                 self._write(batches)
 
     def close(self) -> None:
@@ -215,6 +244,9 @@ class AuditLog:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout=30)
+        if self._pending:
+            log.error("audit log %s: %d quoted items could not be written before shutdown (last error: %s)", self.path,
+                      sum(len(b) for b in self._pending), self.last_error)
         self._conn.close()
 
     def recent(self, since: float, limit: int, *, chunk: int = 20_000) -> list[tuple[object, ...]]:

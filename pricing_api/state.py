@@ -102,6 +102,8 @@ class ApiState:
                 problems.append(f"feature store {self.settings.feature_store}: no shop has published features")
         except FedpriceError as exc:
             problems.append(str(exc))
-        if self.audit is None or not self.audit.healthy:
+        if self.audit is None:
             problems.append("audit log writer is not running")
+        elif (problem := self.audit.problem) is not None:
+            problems.append(problem)
         return problems

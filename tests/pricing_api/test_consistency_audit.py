@@ -169,3 +169,49 @@ def test_metrics_count_requests_guardrails_cold_starts_and_model(api: Api, world
     assert f'fedprice_api_model_info{{version="{version}"}} 1.0' in text
     api.client.get("/no/such/path")
     assert 'route="unmatched"' in api.client.get("/metrics").text
+
+
+def _two_items(quote_id: str) -> AuditBatch:
+    return AuditBatch(time.time(), "m1", [(quote_id, "S2", "v1:b", "known", 2)], {
+        "product_id": ["P2", "P3"], "product_known": [1, 1], "category": [None, None], "list_price": [4.0, 6.0],
+        "unit_cost": [2.0, 3.0], "competitor_price": [None, None], "price": [3.99, 5.49], "buy_probability": [0.2, 0.3],
+        "expected_margin": [0.4, 0.75], "guardrail": ["none", "none"], "reused": [0, 0]})
+
+
+def _wait_for(condition, seconds: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+def test_a_failed_audit_write_is_kept_retried_and_turns_readiness_red(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import pricing_api.audit as audit
+
+    real, broken = audit._INSERT_ITEMS, {"on": True}
+
+    def flaky(conn: sqlite3.Connection, rows: list[tuple[object, ...]]) -> None:
+        if broken["on"]:
+            raise sqlite3.OperationalError("disk I/O error")
+        real(conn, rows)
+
+    monkeypatch.setattr(audit, "_INSERT_ITEMS", flaky)
+    monkeypatch.setattr(audit, "RETRY_SECONDS", 0.05)
+    log = AuditLog(tmp_path / "audit.sqlite", flush_seconds=0.01)
+    try:
+        log.record(_two_items("q-1"))
+        _wait_for(lambda: log.failures >= 1)
+        assert not log.healthy
+        assert log.problem is not None and "2 quoted items not yet written" in log.problem and "disk I/O error" in log.problem
+        broken["on"] = False  # the disk recovers: the kept rows go in without new traffic
+        _wait_for(lambda: log.healthy)
+        assert log.problem is None
+        log.record(_two_items("q-2"))
+    finally:
+        log.close()
+    conn = open_audit(tmp_path / "audit.sqlite")
+    try:
+        rows = conn.execute("SELECT quote_id, product_id FROM quote_audit ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert rows == [("q-1", "P2"), ("q-1", "P3"), ("q-2", "P2"), ("q-2", "P3")]
