@@ -1,4 +1,4 @@
-"""The HTTP endpoints: /v1/quotes, /v1/quotes/batch, /v1/model, /v1/admin/reload, /healthz, /readyz, /metrics."""
+"""The HTTP endpoints: /v1/quotes, /v1/quotes/batch, /v1/model, /v1/admin/reload, and /healthz, /readyz, /metrics (also under /v1)."""
 
 from __future__ import annotations
 
@@ -152,14 +152,18 @@ async def reload(state: State, _: Annotated[ApiKey, Depends(admin_key)]) -> Relo
     return ReloadResponse(status=result.status, model_version=result.version, detail=result.detail)
 
 
-@router.get("/healthz", response_model=Health, tags=["ops"])
+# Liveness, readiness and metrics at the root (where probes and Prometheus look by default) and under /v1.
+@router.get("/healthz", response_model=Health, tags=["ops"], operation_id="healthz")
+@router.get("/v1/healthz", response_model=Health, tags=["ops"], operation_id="healthz_v1")
 async def healthz() -> Health:
     """Liveness: the process answers."""
     return Health(status="ok")
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}},
-            tags=["ops"])
+            tags=["ops"], operation_id="readyz")
+@router.get("/v1/readyz", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}},
+            tags=["ops"], operation_id="readyz_v1")
 async def readyz(state: State, response: Response) -> Health:
     """Readiness: a verified model is loaded, shops have published features, the audit log is writable."""
     problems = state.readiness_problems()
@@ -170,7 +174,9 @@ async def readyz(state: State, response: Response) -> Health:
     return Health(status="ok", model_version=current.version if current else None)
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response,
+@router.get("/metrics", tags=["ops"], response_class=Response, operation_id="metrics",
+            responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}})
+@router.get("/v1/metrics", tags=["ops"], response_class=Response, operation_id="metrics_v1",
             responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}})
 async def metrics(state: State) -> Response:
     """Prometheus metrics of this process."""

@@ -187,9 +187,15 @@ def test_health_and_readiness(api: Api, api_for, tmp_path) -> None:  # type: ign
     assert api.client.get("/healthz").json() == {"status": "ok", "model_version": None, "problems": []}
     ready = api.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ok"
+    assert api.client.get("/v1/healthz").json() == api.client.get("/healthz").json()
+    assert api.client.get("/v1/readyz").json() == ready.json()
+    assert "fedprice_api_requests_total" in api.client.get("/v1/metrics").text
+    paths = api.client.get("/openapi.json").json()["paths"]
+    assert {"/v1/healthz", "/v1/readyz", "/v1/metrics", "/healthz", "/readyz", "/metrics"} <= set(paths)
     empty = api_for(registry_dir=tmp_path / "empty-registry", api_keys_file=tmp_path / "other-keys.json")
     not_ready = empty.client.get("/readyz")
     assert not_ready.status_code == 503 and not_ready.json()["problems"][0].startswith("model: no published model in ")
+    assert empty.client.get("/v1/readyz").status_code == 503
     quote = empty.quote({"shop_id": "S1", "customer_id": "c", "items": [{"product_id": "p", "list_price": 1, "unit_cost": 0}]})
     assert quote.status_code == 503 and quote.json()["detail"].startswith("no verified model is loaded: no published model")
 
