@@ -1,4 +1,4 @@
-"""The HTTP endpoints: /v1/quotes, /v1/quotes/batch, /v1/model, /v1/admin/reload, and /healthz, /readyz, /metrics (also under /v1)."""
+"""The HTTP endpoints: /v1/quotes, /v1/quotes/batch, /v1/model, /v1/admin/reload; /healthz, /readyz, /metrics (and under /v1)."""
 
 from __future__ import annotations
 
