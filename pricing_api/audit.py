@@ -167,19 +167,23 @@ class AuditLog:
         self._thread.start()
 
     @property
-    def healthy(self) -> bool:
-        """Whether the writer thread runs and every quote so far could be written (or is queued behind no failure)."""
-        return self._thread.is_alive() and not self._pending
-
-    @property
     def problem(self) -> str | None:
         """Why the audit log is not healthy, for readiness (None when it is)."""
         if not self._thread.is_alive():
             return "audit log writer is not running"
         if self._pending:
-            waiting = sum(len(b) for b in self._pending)
-            return f"audit log {self.path}: {waiting} quoted items not yet written, retrying (last error: {self.last_error})"
+            return (f"audit log {self.path}: {self._pending_items} quoted items not yet written, retrying "
+                    f"(last error: {self.last_error})")
         return None
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the writer thread runs and nothing waits behind a failed write."""
+        return self.problem is None
+
+    @property
+    def _pending_items(self) -> int:
+        return sum(len(b) for b in self._pending)
 
     def record(self, batch: AuditBatch) -> None:
         """Queue one request's rows."""
@@ -216,13 +220,12 @@ class AuditLog:
         stop = False
         while not stop:
             try:
-                first: AuditBatch | None | bool = self._queue.get(timeout=RETRY_SECONDS if self._pending else None)
-            except queue.Empty:
-                first = False  # nothing new: retry what waits
+                first = self._queue.get(timeout=RETRY_SECONDS if self._pending else None)
+            except queue.Empty:  # nothing new: retry what waits
+                self._write([])
+                continue
             batches: list[AuditBatch] = []
-            if first is False:
-                pass
-            elif first is None:
+            if first is None:
                 stop = True
             else:
                 batches.append(first)
@@ -246,7 +249,7 @@ class AuditLog:
             self._thread.join(timeout=30)
         if self._pending:
             log.error("audit log %s: %d quoted items could not be written before shutdown (last error: %s)", self.path,
-                      sum(len(b) for b in self._pending), self.last_error)
+                      self._pending_items, self.last_error)
         self._conn.close()
 
     def recent(self, since: float, limit: int, *, chunk: int = 20_000) -> list[tuple[object, ...]]:

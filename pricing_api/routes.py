@@ -160,10 +160,11 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}},
-            tags=["ops"], operation_id="readyz")
-@router.get("/v1/readyz", response_model=Health, responses={503: {"model": Health, "description": "Not ready"}},
-            tags=["ops"], operation_id="readyz_v1")
+_NOT_READY: dict[int | str, dict[str, Any]] = {503: {"model": Health, "description": "Not ready"}}
+
+
+@router.get("/readyz", response_model=Health, responses=_NOT_READY, tags=["ops"], operation_id="readyz")
+@router.get("/v1/readyz", response_model=Health, responses=_NOT_READY, tags=["ops"], operation_id="readyz_v1")
 async def readyz(state: State, response: Response) -> Health:
     """Readiness: a verified model is loaded, shops have published features, the audit log is writable."""
     problems = state.readiness_problems()
@@ -174,10 +175,12 @@ async def readyz(state: State, response: Response) -> Health:
     return Health(status="ok", model_version=current.version if current else None)
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response, operation_id="metrics",
-            responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}})
-@router.get("/v1/metrics", tags=["ops"], response_class=Response, operation_id="metrics_v1",
-            responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}})
+_PROMETHEUS_TEXT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "Prometheus text format"}}
+
+
+@router.get("/metrics", tags=["ops"], response_class=Response, responses=_PROMETHEUS_TEXT, operation_id="metrics")
+@router.get("/v1/metrics", tags=["ops"], response_class=Response, responses=_PROMETHEUS_TEXT, operation_id="metrics_v1")
 async def metrics(state: State) -> Response:
     """Prometheus metrics of this process."""
     current = state.holder.current

@@ -150,13 +150,13 @@ def test_no_request_fails_while_models_are_reloaded(live: Live, world: World) ->
         with httpx.Client(base_url=live.base, headers={"Authorization": f"Bearer {live.key}"}, timeout=30) as http:
             i = 0
             while not stop_flag.is_set():
+                body = bodies[i % len(bodies)]
+                i += 1
                 try:
-                    resp = http.post("/v1/quotes", json=bodies[i % len(bodies)])
+                    resp = http.post("/v1/quotes", json=body)
                 except httpx.HTTPError as exc:  # a dropped connection is a failed request too
                     failures.append(f"{type(exc).__name__}: {exc}")
                     continue
-                finally:
-                    i += 1
                 if resp.status_code != 200:
                     failures.append(f"{resp.status_code} {resp.text[:200]}")
                 else:
