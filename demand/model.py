@@ -15,7 +15,7 @@ INIT_BUY_PROBABILITY = 0.02
 # The untrained model is the retail prior: every offer bought with INIT_BUY_PROBABILITY at the reference price,
 # with a price elasticity of PRIOR_ELASTICITY there (-(1 - P) / s at p = r). DP training moves a model only so far
 # from where it starts; from s = 0.3 (elasticity -3.3) the small synthetic market's DP model priced below the best
-# uniform prices after 3 rounds (-7% of the gap), from the prior it captured +14% (simulation/evaluate.py).
+# uniform prices after 3 rounds of 4 local epochs (-7% of the gap), from the prior it captured +14% (same schedule).
 PRIOR_ELASTICITY = -2.6
 INIT_SCALE = (1.0 - INIT_BUY_PROBABILITY) / -PRIOR_ELASTICITY
 # Fixed divisor of a customer's weighted loss. It must not depend on the data (DP: one customer
